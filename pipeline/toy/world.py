@@ -164,7 +164,7 @@ def render_scene(spec: WorldSpec, seed: int, index: int) -> Scene:
         rgb = np.asarray(COLOURS[colour], np.float32) + rng.uniform(-14, 14, 3).astype(np.float32)
         pattern = fill_pattern(THING_FILLS[shape], size, rng, (float(centre[0]), float(centre[1])))
         direction = rng.uniform(0, 2 * np.pi)
-        ramp = (np.cos(direction) * (axis[None, :] - centre[1]) + np.sin(direction) * (axis[:, None] - centre[0]))
+        ramp = np.cos(direction) * (axis[None, :] - centre[1]) + np.sin(direction) * (axis[:, None] - centre[0])
         shade = 1 + 0.12 * np.clip(ramp / radius, -1, 1)
         tone = (0.38 + 0.62 * pattern) * shade
         image[inside] = np.clip(rgb[None, :] * tone[inside][:, None], 0, 255)

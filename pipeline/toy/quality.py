@@ -1,0 +1,171 @@
+"""Quality of a CLIP on the toy world: text-to-image precision@k per thing and MaskCLIP-style dense mIoU."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline.models import LoadedModel
+from pipeline.toy.world import WorldSpec, render_scene
+from segment.clip_dense import clip_dense_features
+from segment.metrics import confusion_matrix, iou_per_class
+
+TEMPLATES = ("a photo of a {}.", "a {}.", "there is a {} in the scene.", "this is a {} in the scene.")
+POOL_SEED = 7_000_001
+BENCH_SEED = 7_000_002
+
+
+@torch.no_grad()
+def text_embeddings(loaded: LoadedModel, concepts: list[str], templates=TEMPLATES) -> torch.Tensor:
+    """Prompt-ensembled concept embeddings (C, d) float32: mean of normalised template embeddings, renormalised."""
+    texts = [t.format(c) for c in concepts for t in templates]
+    tokens = loaded.tokenizer(texts).to(loaded.device)
+    emb = F.normalize(loaded.model.encode_text(tokens).float(), dim=-1)
+    emb = emb.reshape(len(concepts), len(templates), -1).mean(1)  # (C, d)
+    return F.normalize(emb, dim=-1).cpu()
+
+
+def normalise_pixels(loaded: LoadedModel, images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 images of the model's input size -> normalised (N, 3, H, W) float pixels."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    cfg = getattr(loaded.model.visual, "preprocess_cfg", {}) or {}
+    mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD)).view(1, 3, 1, 1)
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    return ((pixels - mean) / std).to(loaded.device)
+
+
+@torch.no_grad()
+def image_embeddings(loaded: LoadedModel, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    """L2-normalised image embeddings (N, d) float32 of (N, H, W, 3) uint8 images at the model's input size."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        pixels = normalise_pixels(loaded, images[start : start + batch_size])
+        out.append(F.normalize(loaded.model.encode_image(pixels).float(), dim=-1).cpu())
+    return torch.cat(out)
+
+
+def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per concept, the fraction of the top-k items (by score, (N, C)) that are relevant ((N, C) bool)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    top = np.argsort(-scores, axis=0, kind="stable")[:k]  # (k, C)
+    return np.take_along_axis(relevant, top, axis=0).mean(0)
+
+
+def r_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Per concept, precision at R, R being the number of relevant items (NaN where R = 0)."""
+    out = np.full(scores.shape[1], np.nan)
+    for c in range(scores.shape[1]):
+        r = int(relevant[:, c].sum())
+        if r:
+            out[c] = precision_at_k(scores[:, c : c + 1], relevant[:, c : c + 1], r)[0]
+    return out
+
+
+def _render_for_eval(job: tuple[WorldSpec, int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    spec, seed, index = job
+    scene = render_scene(spec, seed, index)
+    buffer = io.BytesIO()
+    Image.fromarray(scene.image).save(buffer, format="JPEG", quality=90)
+    image = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return image, scene.mask, [shape for shape, _ in scene.things]
+
+
+def render_many(spec: WorldSpec, seed: int, count: int, workers: int | None = None, progress: bool = True):
+    """Render `count` scenes (JPEG round-tripped): images (N, H, W, 3), masks (N, H, W), thing names per image."""
+    jobs = [(spec, seed, i) for i in range(count)]
+    with ProcessPoolExecutor(workers) as pool:
+        done = list(
+            tqdm(
+                pool.map(_render_for_eval, jobs, chunksize=128),
+                total=count,
+                desc="render",
+                disable=not progress,
+            )
+        )
+    return np.stack([d[0] for d in done]), np.stack([d[1] for d in done]), [d[2] for d in done]
+
+
+@dataclass
+class ToyQuality:
+    """Measured quality of a model on the toy world."""
+
+    precision: dict[str, float]  # thing -> precision@k
+    r_precision: dict[str, float]
+    iou: dict[str, float]  # class -> dense IoU, MaskCLIP value path
+    iou_tokens: dict[str, float]  # class -> dense IoU, regular token path
+    k: int
+    pool_size: int
+    bench_size: int
+
+    def mean_precision(self, names: list[str]) -> float:
+        """Mean precision@k over `names`."""
+        return float(np.mean([self.precision[n] for n in names]))
+
+    @property
+    def miou(self) -> float:
+        """Dense mIoU over all classes (MaskCLIP value path)."""
+        return float(np.nanmean(list(self.iou.values())))
+
+    @property
+    def miou_tokens(self) -> float:
+        """Dense mIoU over all classes (regular token path)."""
+        return float(np.nanmean(list(self.iou_tokens.values())))
+
+
+@torch.no_grad()
+def dense_labels(
+    loaded: LoadedModel, images: np.ndarray, class_emb: torch.Tensor, batch_size: int = 64, path: str = "value"
+) -> np.ndarray:
+    """Per-pixel argmax of cosine(MaskCLIP patch feature, class embedding), bilinearly upsampled: (N, H, W) uint8."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        pixels = normalise_pixels(loaded, images[start : start + batch_size])
+        feats = clip_dense_features(loaded.model.visual, pixels, path)  # (B, gh, gw, d)
+        logits = torch.einsum("bhwd,cd->bchw", feats, class_emb.to(feats))
+        logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+        out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
+
+
+def measure_toy_quality(
+    loaded: LoadedModel,
+    spec: WorldSpec | None = None,
+    pool_size: int = 10_000,
+    bench_size: int = 500,
+    k: int = 50,
+    progress: bool = True,
+) -> ToyQuality:
+    """Measure precision@k (text to image) over a held-out pool and dense mIoU over held-out benchmark scenes."""
+    spec = spec or WorldSpec()
+    images, _, present = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    image_emb = image_embeddings(loaded, images)
+    thing_emb = text_embeddings(loaded, list(spec.things))
+    scores = (image_emb @ thing_emb.T).numpy()  # (N, T)
+    relevant = np.array([[t in names for t in spec.things] for names in present])
+    prec = precision_at_k(scores, relevant, k)
+    rprec = r_precision(scores, relevant)
+    bench_images, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    class_emb = text_embeddings(loaded, list(spec.classes))
+    iou = {}
+    for path in ("value", "tokens"):
+        pred = dense_labels(loaded, bench_images, class_emb, path=path)
+        iou[path] = iou_per_class(confusion_matrix(pred, masks, len(spec.classes)))
+    return ToyQuality(
+        precision=dict(zip(spec.things, prec.tolist(), strict=True)),
+        r_precision=dict(zip(spec.things, rprec.tolist(), strict=True)),
+        iou=dict(zip(spec.classes, iou["value"].tolist(), strict=True)),
+        iou_tokens=dict(zip(spec.classes, iou["tokens"].tolist(), strict=True)),
+        k=k,
+        pool_size=pool_size,
+        bench_size=bench_size,
+    )
