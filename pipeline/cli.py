@@ -91,6 +91,134 @@ def cmd_toy_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed every unfinished shard of an img2dataset pool into DATA_ROOT/embeddings/MODEL_ID/."""
+    from pipeline.embed import EmbedStage
+    from pipeline.executors import make_executor
+    from pipeline.models import ModelRef
+    from pipeline.stage import run_stage
+
+    stage = EmbedStage(
+        args.pool,
+        args.root,
+        ModelRef.parse(args.model),
+        batch_size=args.batch_size,
+        decode_threads=args.decode_threads,
+        device=args.device,
+    )
+    executor = make_executor(args.executor, args.scheduler, args.workers)
+    try:
+        report = run_stage(stage, executor, retries=args.retries, progress=not args.quiet)
+    finally:
+        executor.close()
+    totals = report.totals()
+    print(
+        f"embedded {totals.get('embedded', 0)} of {totals.get('samples', 0)} samples in {len(report.done)} shards "
+        f"into {stage.out_dir}; {len(report.skipped)} shards already done"
+    )
+    for name, count in sorted(totals.items()):
+        if name.startswith("skipped: "):
+            print(f"  {name}: {count}")
+    for shard, error in sorted(report.failed.items()):
+        print(f"  shard {shard} failed: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+DEFAULT_QUERY_CONCEPTS = (
+    *THINGS,
+    *STUFF,
+    *COLOURS,
+    "person",
+    "dog",
+    "cat",
+    "car",
+    "tree",
+    "house",
+    "boat",
+    "bird",
+    "horse",
+    "flower",
+    "road",
+    "mountain",
+    "chair",
+    "table",
+    "bicycle",
+    "bottle",
+    "train",
+    "aeroplane",
+    "sofa",
+    "sheep",
+)
+
+
+def _text_queries(model, texts: list[str]):
+    from pipeline.toy.quality import text_embeddings
+
+    return text_embeddings(model, texts).numpy()  # (q, d) float32
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Build a sharded FAISS index over a model's embeddings, tuned on text-query recall; write index.json."""
+    from pipeline.executors import make_executor
+    from pipeline.index import build_index
+    from pipeline.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    embeddings = Path(args.root) / "embeddings" / model.ref.model_id
+    concepts = _csv(Path(args.queries).read_text().replace("\n", ",")) if args.queries else DEFAULT_QUERY_CONCEPTS
+    executor = make_executor(args.executor, args.scheduler, args.workers)
+    try:
+        info = build_index(
+            embeddings,
+            Path(args.root) / "index" / model.ref.model_id / args.version,
+            _text_queries(model, list(concepts)),
+            executor,
+            max_memory=_bytes(args.max_memory),
+            target_recall=args.target_recall,
+            progress=not args.quiet,
+        )
+    finally:
+        executor.close()
+    print(
+        f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}): "
+        f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f} "
+        f"on {info['queries']} text queries"
+    )
+    return 0
+
+
+def _bytes(text: str) -> int:
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise ValueError(f"bad memory size {text!r}; use e.g. 512M or 4G") from None
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Search the index with one or more text queries (batched); print a table or JSON."""
+    from pipeline.models import load_model
+    from pipeline.query import search
+
+    model = load_model(args.model, device=args.device)
+    index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
+    if not (index_dir / "index.json").is_file():
+        raise FileNotFoundError(f"no index at {index_dir}; run 'coarchive index' first")
+    results = search(
+        index_dir, Path(args.root) / "embeddings" / model.ref.model_id, _text_queries(model, args.text), args.k
+    )
+    if args.json:
+        print(json.dumps({q: [h.__dict__ for h in hits] for q, hits in zip(args.text, results, strict=True)}, indent=2))
+        return 0
+    for text, hits in zip(args.text, results, strict=True):
+        print(f"# {text}")
+        print(f"{'rank':>4}  {'score':>6}  {'key':<12}  caption")
+        for h in hits:
+            print(f"{h.rank:>4}  {h.score:6.3f}  {h.key:<12}  {h.caption}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo on the embedded toy world and write an HTML report."""
     from pipeline.demo import run_demo
@@ -131,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = toy_commands.add_parser("train", help="train the tiny CLIP", description=cmd_toy_train.__doc__)
     train.add_argument("--out", required=True, help="where to write the compact .safetensors weights")
-    train.add_argument("--steps", type=int, default=2000, help="optimiser steps")
+    train.add_argument("--steps", type=int, default=1600, help="optimiser steps")
     train.add_argument("--batch-size", type=int, default=128, help="images per batch")
     train.add_argument("--train-images", type=int, default=40_000, help="distinct training scenes")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -148,6 +276,42 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_world_options(ev)
     ev.set_defaults(func=cmd_toy_eval)
+
+    embed = commands.add_parser("embed", help="embed pool shards with a CLIP", description=cmd_embed.__doc__)
+    embed.add_argument("--pool", required=True, help="img2dataset output folder (local path or fsspec URL)")
+    embed.add_argument("--root", required=True, help="data root (local path or fsspec URL)")
+    embed.add_argument("--model", default="toy", help="'toy', or an open_clip 'ARCH:TAG' / 'ARCH:/path/ckpt'")
+    embed.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    embed.add_argument("--decode-threads", type=int, default=2, help="threads decoding and preprocessing images")
+    embed.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
+    embed.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    embed.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
+    embed.add_argument("--retries", type=int, default=2, help="retries of a failed shard")
+    embed.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    embed.set_defaults(func=cmd_embed)
+
+    index = commands.add_parser("index", help="build the FAISS index", description=cmd_index.__doc__)
+    index.add_argument("--root", required=True, help="data root holding embeddings/MODEL_ID/")
+    index.add_argument("--model", default="toy", help="the model whose embeddings to index (and queries to embed)")
+    index.add_argument("--version", default="v1", help="index version folder")
+    index.add_argument("--max-memory", default="2G", help="memory budget of the served index, e.g. 512M, 4G")
+    index.add_argument("--target-recall", type=float, default=0.95, help="recall@10 that nprobe is tuned to")
+    index.add_argument("--queries", default=None, help="file of concept names (one a line) for the recall report")
+    index.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
+    index.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    index.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
+    index.add_argument("--device", default=None, help="torch device for the text queries")
+    index.set_defaults(func=cmd_index)
+
+    query = commands.add_parser("query", help="search the index with text", description=cmd_query.__doc__)
+    query.add_argument("text", nargs="+", help="one or more text queries, e.g. 'heart' 'red circle'")
+    query.add_argument("--root", required=True, help="data root")
+    query.add_argument("--model", default="toy", help="the model the index was built with")
+    query.add_argument("--version", default="v1", help="index version folder")
+    query.add_argument("-k", "--k", type=int, default=10, help="results per query")
+    query.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    query.add_argument("--device", default=None, help="torch device")
+    query.set_defaults(func=cmd_query)
 
     demo = commands.add_parser("demo", help="run the demo on the toy world", description=cmd_demo.__doc__)
     demo.add_argument("--out", default="demo_out", help="output folder (data and report.html)")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 from PIL import Image
-from tqdm import tqdm
 
+from pipeline.embed import EmbedStage
+from pipeline.executors import LocalExecutor
 from pipeline.models import load_model
-from pipeline.pool import iter_shard, list_shards
 from pipeline.report import Section, Tile, data_uri, write_report
+from pipeline.shard_reader import decode_image, read_shard
+from pipeline.stage import run_stage
 from pipeline.toy.export import generate_toy_world
-from pipeline.toy.quality import dense_labels, image_embeddings, text_embeddings
+from pipeline.toy.quality import dense_labels, text_embeddings
 from pipeline.toy.world import WorldSpec
 
 DEMO_CONCEPTS = ("circle", "star", "ring", "cross", "heart", "crescent")
@@ -45,6 +48,12 @@ def colourise(mask: np.ndarray) -> np.ndarray:
     return PALETTE[np.minimum(mask, len(PALETTE) - 1)]
 
 
+@dataclass
+class _Shown:
+    key: str
+    image: np.ndarray
+
+
 def _truth(data: Path) -> dict[str, list[str]]:
     truth = {}
     for path in sorted((data / "toy_truth").glob("*.parquet")):
@@ -53,12 +62,21 @@ def _truth(data: Path) -> dict[str, list[str]]:
     return truth
 
 
+def _load_embeddings(folder: Path) -> tuple[np.ndarray, list[dict]]:
+    vectors = [np.load(p) for p in sorted(folder.glob("*.npy"))]
+    meta = [row for p in sorted(folder.glob("*.parquet")) for row in pq.read_table(p).to_pylist()]
+    return np.concatenate(vectors).astype(np.float32), meta
+
+
 def _retrieval_section(loaded, data: Path, spec: WorldSpec, progress: bool) -> Section:
-    samples = [s for shard in list_shards(data / "pool") for s in iter_shard(shard)]
-    images = np.stack([s.image for s in tqdm(samples, desc="decode pool", disable=not progress)])
-    emb = image_embeddings(loaded, images)  # (N, d)
-    concept_emb = text_embeddings(loaded, list(DEMO_CONCEPTS))  # (C, d)
-    scores = (emb @ concept_emb.T).numpy()  # (N, C)
+    stage = EmbedStage(str(data / "pool"), str(data), loaded.ref, batch_size=128)
+    report = run_stage(stage, LocalExecutor(), progress=progress)
+    emb, meta = _load_embeddings(Path(stage.out_dir))  # (N, d) float32, N rows of metadata
+    raw = [s for tar in sorted((data / "pool").glob("*.tar")) for s in read_shard(str(tar)).samples]
+    images = {s.key: decode_image(s.data)[0] for s in raw}
+    samples = [_Shown(m["key"], images[m["key"]]) for m in meta]
+    concept_emb = text_embeddings(loaded, list(DEMO_CONCEPTS)).numpy()  # (C, d)
+    scores = emb @ concept_emb.T  # (N, C)
     truth = _truth(data)
     grids, rows = [], [["concept", "images holding it", "precision@8", "precision@50"]]
     for c, concept in enumerate(DEMO_CONCEPTS):
@@ -69,10 +87,13 @@ def _retrieval_section(loaded, data: Path, spec: WorldSpec, progress: bool) -> S
         rows.append([concept + rare, str(held), f"{np.mean(hits[:8]):.2f}", f"{np.mean(hits):.2f}"])
         tiles = [Tile(data_uri(samples[i].image), f"{scores[i, c]:.3f}", hits[r]) for r, i in enumerate(order[:8])]
         grids.append((f"top 8 for “{concept}”{rare}", tiles))
+    totals = report.totals()
     return Section(
         "Text-to-image retrieval with the toy CLIP",
-        f"{len(samples)} pool images read from img2dataset shards with webdataset and embedded with the toy "
-        "CLIP; green frames hold the concept, red ones do not. Rare concepts are the hard part.",
+        f"`coarchive embed` read {totals.get('samples', 0)} pool images from img2dataset shards with webdataset and "
+        f"wrote float16 embeddings to {stage.out_dir} ({len(report.done)} shards embedded, {len(report.skipped)} "
+        "already done). Top images per concept by cosine similarity; green frames hold the concept, red ones do "
+        "not. Rare concepts are the hard part.",
         rows,
         grids,
     )

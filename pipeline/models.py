@@ -99,9 +99,11 @@ def toy_checkpoint(source: Path | None = None) -> Path:
     """A full open_clip checkpoint for the toy model, expanded once from compact weights (default: the bundled ones)."""
     from pipeline.toy.weights import expand_compact_weights
 
+    if source is not None and not Path(source).is_file():
+        raise FileNotFoundError(f"toy weights not found: {source}")
     source = Path(source) if source else toy_weights_path()
     if not source.is_file():
-        raise FileNotFoundError(f"bundled toy weights missing: {source} (train them with 'coarchive toy train')")
+        raise FileNotFoundError(f"bundled toy weights not found: {source} (train them with 'coarchive toy train')")
     digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]
     target = cache_dir() / "toy" / f"toy_clip_full_{digest}.safetensors"
     if not target.is_file():

@@ -158,11 +158,26 @@ def generate_toy_world(
     shards = [
         (s, s * shard_size, min(shard_size, pool_size - s * shard_size)) for s in range(-(-pool_size // shard_size))
     ]
+    summary = {
+        "spec": json.loads(json.dumps(asdict(spec))),
+        "seed": seed,
+        "pool_size": pool_size,
+        "shard_size": shard_size,
+        "shards": len(shards),
+        "bench_size": bench_size,
+    }
+    marker = out / "toy_world.json"
+    if marker.is_file() and json.loads(marker.read_text()) != summary:
+        raise ValueError(f"{out} already holds a toy world with other options; choose another --out or delete it")
+    with atomic_path(marker) as path:
+        path.write_text(json.dumps(summary, indent=2))
+    # A shard is finished once its _stats.json (written last) exists: a rerun after a crash skips it.
+    todo = [s for s in shards if not (out / "pool" / f"{s[0]:0{SHARD_DIGITS}d}_stats.json").is_file()]
     # Benchmark scenes follow the pool's scenes in the same stream, so they are never in the pool.
     chunks = [(pool_size + i, min(100, bench_size - i)) for i in range(0, bench_size, 100)]
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) as pool:
-        jobs = [pool.submit(write_pool_shard, out, spec, seed, s, a, n, shard_size) for s, a, n in shards]
+        jobs = [pool.submit(write_pool_shard, out, spec, seed, s, a, n, shard_size) for s, a, n in todo]
         jobs += [pool.submit(write_benchmark_range, out, spec, seed, a, n) for a, n in chunks]
         results = [j.result() for j in tqdm(jobs, desc="toy world", unit="task", disable=not progress)]
     ids = sorted(i for r in results if isinstance(r, list) for i in r)
@@ -172,14 +187,4 @@ def generate_toy_world(
         path.write_text("\n".join(spec.classes) + "\n")
     with atomic_path(bench / "splits" / "val.txt") as path:
         path.write_text("".join(f"{i}\n" for i in ids))
-    summary = {
-        "spec": asdict(spec),
-        "seed": seed,
-        "pool_size": pool_size,
-        "shard_size": shard_size,
-        "shards": len(shards),
-        "bench_size": bench_size,
-    }
-    with atomic_path(out / "toy_world.json") as path:
-        path.write_text(json.dumps(summary, indent=2))
     return summary

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pipeline.models import TOY_ARCH, register_model_configs
 from pipeline.toy.weights import save_compact_weights
-from pipeline.toy.world import WorldSpec, make_caption, render_scene
+from pipeline.toy.world import COLOURS, WorldSpec, make_caption, render_scene
 
 # Training scenes come from their own seed range, so they never coincide with pools or benchmarks of small seeds.
 TRAIN_SEED_BASE = 1_000_003
@@ -30,7 +30,7 @@ PROMPT_TEMPLATES = ("a photo of a {}.", "a {}.", "there is a {} in the scene.", 
 class TrainConfig:
     """Hyper-parameters of a toy CLIP training run."""
 
-    steps: int = 2000
+    steps: int = 1600
     batch_size: int = 128
     train_images: int = 40_000
     lr: float = 1e-3
@@ -40,6 +40,8 @@ class TrainConfig:
     mention_rate: float = 0.75  # chance each thing is named in a training caption (at least one always is)
     single_thing: float = 0.2  # curriculum: for this fraction of the steps, only scenes holding one thing
     shape_only: float = 0.4  # curriculum: for this fraction of the steps captions carry no colour words
+    words_weight: float = 1.0  # weight of the caption-words loss: both towers predict the caption's words
+    words_only: float = 0.2  # curriculum: for this fraction of the steps, the caption-words loss alone
     seed: int = 0
     save_every: int = 0  # also write intermediate weights every this many steps (0: only at the end)
 
@@ -71,12 +73,16 @@ def build_training_set(spec: WorldSpec, count: int, seed: int, workers: int | No
 
 def vocabulary_token_ids(tokenizer, spec: WorldSpec) -> list[int]:
     """Token ids of every word the toy model is trained or prompted with (the rows the compact weights keep)."""
-    from pipeline.toy.world import COLOURS
-
     words = [*spec.classes, *COLOURS, "and", "on", "of", "in", "front", "there", "is", "a", "an", "the"]
     texts = [*words, "a photo of a picture showing background this scene."]
     texts += [t.format(c) for t in PROMPT_TEMPLATES for c in spec.classes]
     return sorted({int(i) for i in tokenizer(texts).flatten().tolist()})
+
+
+def _caption_words(captions: list[str], words: list[str]) -> torch.Tensor:
+    """(B, V) multi-hot: which of `words` each caption holds."""
+    tokens = [set(c.rstrip(".").replace(",", " ").split()) for c in captions]
+    return torch.tensor([[w in t for w in words] for t in tokens], dtype=torch.float32)
 
 
 def _soft_targets(captions: list[str]) -> torch.Tensor:
@@ -103,8 +109,14 @@ def train_toy_clip(config: TrainConfig, out_path: Path, progress: bool = True) -
     model = open_clip.create_model(TOY_ARCH)
     tokenizer = open_clip.get_tokenizer(TOY_ARCH)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "embedding" in n]
+    words = sorted({*spec.things, *spec.stuff, *COLOURS})
+    # A throw-away head shared by both towers: each embedding predicts which content words its caption holds.
+    # It gives contrastive training a signal from the first step (image features alone, or text features alone,
+    # are otherwise random) and is discarded afterwards; only the CLIP weights ship.
+    words_head = torch.nn.Linear(model.text_projection.shape[1], len(words))
+    params = list(model.named_parameters()) + [(f"words_head.{n}", p) for n, p in words_head.named_parameters()]
+    decay = [p for n, p in params if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in params if p.ndim < 2 or "embedding" in n]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
@@ -131,10 +143,18 @@ def train_toy_clip(config: TrainConfig, out_path: Path, progress: bool = True) -
             captions.append(make_caption(named, stuffs[i], rng, colour_rate=colour_rate))
         pixels = torch.from_numpy(images[index]).permute(0, 3, 1, 2).float().div_(255)
         pixels = (pixels - mean) / std  # (B, 3, H, W)
-        image_features, text_features, logit_scale = model(pixels, tokenizer(captions))
-        logits = logit_scale * image_features @ text_features.T  # (B, B)
-        targets = _soft_targets(captions)
-        loss = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+        image_raw = model.encode_image(pixels)  # (B, d)
+        text_raw = model.encode_text(tokenizer(captions))  # (B, d)
+        present = _caption_words(captions, words)  # (B, V)
+        loss = config.words_weight * (
+            F.binary_cross_entropy_with_logits(words_head(image_raw), present)
+            + F.binary_cross_entropy_with_logits(words_head(text_raw), present)
+        )
+        logit_scale = model.logit_scale.exp()
+        if step >= config.words_only * config.steps:
+            logits = logit_scale * F.normalize(image_raw, dim=-1) @ F.normalize(text_raw, dim=-1).T  # (B, B)
+            targets = _soft_targets(captions)
+            loss = loss + 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

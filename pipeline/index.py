@@ -1,0 +1,211 @@
+"""The index stage: a FAISS IVF index trained once on a sample, filled per embedding shard, merged on disk."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline.executors import Executor
+from pipeline.io import atomic_path
+from pipeline.stage import Stage, run_stage
+
+TRAINED = "trained.index"
+MERGED = "merged.index"
+IVFDATA = "merged.ivfdata"
+
+
+@dataclass
+class IndexPlan:
+    """The index chosen for a vector count, dimension and memory budget."""
+
+    factory: str
+    nlist: int
+    dim: int
+    count: int
+    code_bytes: int  # per vector, in the inverted lists
+    memory_bytes: int  # estimated resident size when served from memory
+
+
+def plan_index(count: int, dim: int, max_memory: int) -> IndexPlan:
+    """Pick IVF lists and a code (Flat, or PQ small enough for the budget) for `count` vectors of `dim`."""
+    if count <= 0:
+        raise ValueError("no vectors to index")
+    if dim <= 0 or max_memory <= 0:
+        raise ValueError(f"dim and max_memory must be positive, got {dim} and {max_memory}")
+    nlist = max(1, min(65536, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(count))))))
+    nlist = min(nlist, max(1, count // 39))  # faiss wants about 39 training points per list
+    overhead = nlist * dim * 4 + count * 8  # centroids and ids
+    code = dim * 4
+    factory = f"IVF{nlist},Flat"
+    if overhead + count * code > max_memory:
+        for m in sorted((m for m in range(1, dim + 1) if dim % m == 0 and m <= 64), reverse=True):
+            if overhead + count * m <= max_memory:
+                code, factory = m, f"IVF{nlist},PQ{m}x8"
+                break
+        else:
+            raise ValueError(f"{count} vectors of dim {dim} do not fit in {max_memory} bytes even as PQ codes")
+    return IndexPlan(factory, nlist, dim, count, code, overhead + count * code)
+
+
+def embedding_shards(folder: Path) -> list[int]:
+    """Shard numbers of the finished embedding shards (those with a parquet) in `folder`."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"embeddings folder not found: {folder}")
+    shards = sorted(int(p.stem) for p in folder.glob("*.parquet") if p.stem.isdigit())
+    if not shards:
+        raise ValueError(f"no embedding shards in {folder}; run 'coarchive embed' first")
+    return shards
+
+
+def load_shard(folder: Path, shard: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors (n, d) float32 and ids (n,) int64 of one embedding shard."""
+    vectors = np.load(folder / f"{shard:05d}.npy").astype(np.float32)
+    ids = pq.read_table(folder / f"{shard:05d}.parquet", columns=["id"]).column("id").to_numpy().astype(np.int64)
+    if len(ids) != len(vectors):
+        raise ValueError(f"shard {shard:05d}: {len(vectors)} vectors but {len(ids)} metadata rows")
+    return vectors, ids
+
+
+@dataclass
+class IndexAddStage(Stage):
+    """Add each embedding shard to a copy of the trained index, written as blocks/{shard}.index."""
+
+    embeddings: str
+    index_dir: str
+    name: str = "index"
+
+    def plan(self) -> list[int]:
+        """One task per finished embedding shard."""
+        return embedding_shards(Path(self.embeddings))
+
+    def task_id(self, task: int) -> str:
+        """The shard's file stem."""
+        return f"{task:05d}"
+
+    def is_done(self, task: int) -> bool:
+        """A block is done when its file exists (it is renamed into place when complete)."""
+        return (Path(self.index_dir) / "blocks" / f"{task:05d}.index").is_file()
+
+    def run_task(self, task: int) -> dict:
+        """Fill one block with the shard's vectors and their global ids."""
+        vectors, ids = load_shard(Path(self.embeddings), task)
+        index = faiss.read_index(str(Path(self.index_dir) / TRAINED))
+        if vectors.shape[1] != index.d:
+            raise ValueError(f"shard {task:05d} has dimension {vectors.shape[1]}, the index {index.d}")
+        index.add_with_ids(vectors, ids)
+        with atomic_path(Path(self.index_dir) / "blocks" / f"{task:05d}.index") as tmp:
+            faiss.write_index(index, str(tmp))
+        return {"vectors": len(ids)}
+
+
+def exact_search(embeddings: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force inner-product top-k over every shard: scores and ids, each (q, k)."""
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_ids = np.zeros((len(queries), 0), np.int64)
+    for shard in embedding_shards(embeddings):
+        vectors, ids = load_shard(embeddings, shard)
+        scores = queries @ vectors.T  # (q, n)
+        best_scores = np.concatenate([best_scores, scores], 1)
+        best_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], 1)
+        top = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(best_scores, top, 1)
+        best_ids = np.take_along_axis(best_ids, top, 1)
+    return best_scores, best_ids
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
+    """Mean over queries of |top-k found ∩ top-k exact| / k."""
+    return float(np.mean([len(set(f[:k]) & set(e[:k])) / k for f, e in zip(found, exact, strict=True)]))
+
+
+def open_index(index_dir: Path) -> faiss.Index:
+    """The merged index, its inverted lists memory-mapped from disk, with the tuned nprobe set."""
+    info = json.loads((index_dir / "index.json").read_text())
+    # SAME_DIR: look for the .ivfdata beside the index, wherever the data root has been moved to
+    index = faiss.read_index(str(index_dir.resolve() / MERGED), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    faiss.extract_index_ivf(index).nprobe = info["nprobe"]
+    return index
+
+
+def build_index(
+    embeddings: Path,
+    index_dir: Path,
+    queries: np.ndarray,
+    executor: Executor,
+    max_memory: int = 2 * 1024**3,
+    target_recall: float = 0.95,
+    train_size: int = 100_000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Train on a sample, add every shard in parallel, merge on disk, tune nprobe on `queries` (q, d)."""
+    embeddings, index_dir = Path(embeddings), Path(index_dir)
+    shards = embedding_shards(embeddings)
+    counts = {s: pq.read_metadata(embeddings / f"{s:05d}.parquet").num_rows for s in shards}
+    dim = np.load(embeddings / f"{shards[0]:05d}.npy", mmap_mode="r").shape[1]
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise ValueError(f"queries have shape {queries.shape}, the embeddings dimension {dim}")
+    plan = plan_index(sum(counts.values()), dim, max_memory)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    if not (index_dir / TRAINED).is_file():
+        sample = _training_sample(embeddings, shards, train_size, seed)
+        index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(sample)
+        with atomic_path(index_dir / TRAINED) as tmp:
+            faiss.write_index(index, str(tmp))
+    report = run_stage(IndexAddStage(str(embeddings), str(index_dir)), executor, progress=progress)
+    if report.failed:
+        raise RuntimeError(f"index blocks failed: {report.failed}")
+    merged = faiss.read_index(str(index_dir / TRAINED))
+    blocks = [str(index_dir / "blocks" / f"{s:05d}.index") for s in shards]
+    for stale in (index_dir / IVFDATA, index_dir / MERGED):
+        stale.unlink(missing_ok=True)
+    from faiss.contrib.ondisk import merge_ondisk
+
+    merge_ondisk(merged, blocks, str(index_dir / IVFDATA))
+    faiss.write_index(merged, str(index_dir / MERGED))
+    _, exact = exact_search(embeddings, queries, 100)
+    nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall)
+    info = {
+        **asdict(plan),
+        "metric": "inner_product",
+        "nprobe": nprobe,
+        "shards": shards,
+        "recall": recalls,
+        "queries": len(queries),
+        "target_recall_at_10": target_recall,
+    }
+    with atomic_path(index_dir / "index.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def _training_sample(embeddings: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
+    """Up to `size` vectors drawn evenly from every shard (never the whole pool in memory)."""
+    rng = np.random.default_rng(seed)
+    counts = [np.load(embeddings / f"{s:05d}.npy", mmap_mode="r").shape[0] for s in shards]
+    fraction = min(1.0, size / max(1, sum(counts)))
+    parts = []
+    for shard, count in zip(shards, counts, strict=True):
+        vectors = np.load(embeddings / f"{shard:05d}.npy", mmap_mode="r")
+        take = np.sort(rng.choice(count, min(count, math.ceil(count * fraction)), replace=False))
+        parts.append(np.asarray(vectors[take], np.float32))
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def _tune_nprobe(index: faiss.Index, queries: np.ndarray, exact: np.ndarray, target: float) -> tuple[int, dict]:
+    ivf = faiss.extract_index_ivf(index)
+    nprobe = 1
+    while True:
+        ivf.nprobe = nprobe
+        _, found = index.search(np.ascontiguousarray(queries, np.float32), 100)
+        recalls = {"recall@10": recall_at_k(found, exact, 10), "recall@100": recall_at_k(found, exact, 100)}
+        if recalls["recall@10"] >= target or nprobe >= ivf.nlist:
+            return nprobe, recalls
+        nprobe = min(ivf.nlist, nprobe * 2)

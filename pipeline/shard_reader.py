@@ -1,0 +1,112 @@
+"""Fault-tolerant reading of one img2dataset shard: every sample with its row, and a count of what went wrong."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
+MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs
+
+
+@dataclass
+class RawSample:
+    """A sample's undecoded image bytes, its row in the shard (tar order) and its metadata."""
+
+    row: int
+    key: str
+    data: bytes | None
+    meta: dict
+
+
+@dataclass
+class ShardContents:
+    """What a shard held: its samples in order, and the problems met while reading it, by reason."""
+
+    samples: list[RawSample] = field(default_factory=list)
+    problems: Counter = field(default_factory=Counter)
+
+
+def read_shard(tar_url: str) -> ShardContents:
+    """Read a shard's tar with webdataset's tar iterator; a truncated or corrupt tar keeps the samples before the fault.
+
+    The shard's parquet, when present, supplies url and caption for rows whose json is missing.
+    """
+    contents = ShardContents()
+    errors: list[Exception] = []
+
+    def stop(error: Exception) -> bool:
+        errors.append(error)
+        return False
+
+    try:
+        with fsspec.open(tar_url, "rb") as stream:
+            files = ({**f, "__url__": tar_url} for f in tar_file_iterator(stream, handler=stop))
+            for sample in group_by_keys(files, handler=stop):
+                data = next((sample[s] for s in IMAGE_SUFFIXES if s in sample), None)
+                meta = _json(sample.get("json"))
+                if "txt" in sample and "caption" not in meta:
+                    meta["caption"] = sample["txt"].decode("utf-8", "replace")
+                contents.samples.append(RawSample(len(contents.samples), sample["__key__"], data, meta))
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # a broken tar ends the shard early; its good samples are kept
+        errors.append(error)
+    if errors:
+        contents.problems["truncated or corrupt tar"] += 1
+    _fill_from_parquet(tar_url, contents)
+    return contents
+
+
+def _json(raw: bytes | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _fill_from_parquet(tar_url: str, contents: ShardContents) -> None:
+    parquet_url = tar_url[: -len(".tar")] + ".parquet"
+    try:
+        with fsspec.open(parquet_url, "rb") as f:
+            rows = {r["key"]: r for r in pq.read_table(f, columns=["key", "url", "caption"]).to_pylist()}
+    except FileNotFoundError:
+        contents.problems["missing parquet"] += 1
+        return
+    except Exception:
+        contents.problems["unreadable parquet"] += 1
+        return
+    for sample in contents.samples:
+        row = rows.get(sample.key, {})
+        for name in ("url", "caption"):
+            if not sample.meta.get(name) and row.get(name):
+                sample.meta[name] = row[name]
+
+
+def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
+    """Decode image bytes to (H, W, 3) uint8 RGB, or return (None, reason) for empty, corrupt or huge images."""
+    if not data:
+        return None, "empty image"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return None, "image too large"
+                return np.asarray(image.convert("RGB")), None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "image too large"
+    except Exception:
+        return None, "not a decodable image"

@@ -1,0 +1,149 @@
+"""The embed stage: aligned float16 vectors and metadata, stable ids, resume, Dask parity, and bad input counted."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.embed import EmbedStage, split_id
+from pipeline.executors import DaskExecutor, LocalExecutor
+from pipeline.models import ModelRef
+from pipeline.stage import run_stage
+
+TOY = ModelRef("toy")
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_embeddings_are_aligned_normalised_and_resumable(toy_world: Path, tmp_path: Path) -> None:
+    stage = EmbedStage(str(toy_world / "pool"), str(tmp_path), TOY, batch_size=32)
+    report = run_stage(stage, LocalExecutor(), progress=False)
+    assert sorted(report.done) == ["00000", "00001", "00002"] and not report.failed
+    out = tmp_path / "embeddings" / "toy"
+    vectors = np.load(out / "00001.npy")
+    meta = pq.read_table(out / "00001.parquet").to_pylist()
+    assert vectors.dtype == np.float16 and vectors.shape == (50, 128) and len(meta) == 50
+    assert np.allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1, atol=2e-3)
+    assert [split_id(m["id"]) for m in meta[:3]] == [(1, 0), (1, 1), (1, 2)]
+    source = pq.read_table(toy_world / "pool" / "00001.parquet").to_pylist()
+    assert [m["key"] for m in meta] == [s["key"] for s in source]
+    assert [m["caption"] for m in meta] == [s["caption"] for s in source]
+    again = run_stage(stage, LocalExecutor(), progress=False)
+    assert again.done == [] and len(again.skipped) == 3
+
+
+def test_dask_local_cluster_gives_identical_files(toy_world: Path, tmp_path: Path) -> None:
+    local = EmbedStage(str(toy_world / "pool"), str(tmp_path / "local"), TOY, batch_size=32)
+    run_stage(local, LocalExecutor(), progress=False)
+    dask = EmbedStage(str(toy_world / "pool"), str(tmp_path / "dask"), TOY, batch_size=32)
+    executor = DaskExecutor(workers=2)
+    try:
+        report = run_stage(dask, executor, progress=False)
+    finally:
+        executor.close()
+    assert not report.failed
+    assert _digests(tmp_path / "local" / "embeddings" / "toy") == _digests(tmp_path / "dask" / "embeddings" / "toy")
+
+
+def _jpeg(colour: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (colour, 40, 200)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _bomb() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, format="PNG")  # 81 Mpx, a few kB on disk
+    return buffer.getvalue()
+
+
+def _write_tar(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_bad_input_is_counted_and_good_samples_survive(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    members = [("000000000.jpg", _jpeg(10)), ("000000000.txt", b"good one")]
+    members += [("000000001.jpg", b""), ("000000002.jpg", b"this is not an image")]
+    members += [("000000003.jpg", _jpeg(20)[:200]), ("000000004.png", _bomb())]
+    members += [("000000005.jpg", _jpeg(30)), ("000000005.json", b"{not json")]
+    _write_tar(pool / "00000.tar", members)  # no parquet beside it
+    _write_tar(pool / "00001.tar", [(f"00010000{i}.jpg", _jpeg(i)) for i in range(4)])
+    data = (pool / "00001.tar").read_bytes()
+    (pool / "00001.tar").write_bytes(data[: len(data) // 2 + 300])  # truncated mid-archive
+    (pool / "00002.tar").write_bytes(b"")  # an empty shard
+    report = run_stage(EmbedStage(str(pool), str(tmp_path / "root"), TOY), LocalExecutor(), progress=False)
+    assert not report.failed and len(report.done) == 3
+    first = report.stats["00000"]
+    assert first["embedded"] == 2 and first["samples"] == 6
+    assert first["skipped: empty image"] == 1 and first["skipped: not a decodable image"] == 2
+    assert first["skipped: image too large"] == 1 and first["skipped: missing parquet"] == 1
+    second = report.stats["00001"]
+    assert second["skipped: truncated or corrupt tar"] == 1 and 1 <= second["embedded"] <= 3
+    assert report.stats["00002"]["embedded"] == 0
+    meta = pq.read_table(tmp_path / "root" / "embeddings" / "toy" / "00000.parquet").to_pylist()
+    assert [split_id(m["id"])[1] for m in meta] == [0, 5] and meta[0]["caption"] == "good one"
+    problems = json.loads((tmp_path / "root" / "embeddings" / "toy" / "00000.problems.json").read_text())
+    assert problems["image too large"] == 1
+
+
+def test_clear_errors_for_a_missing_or_empty_pool(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        EmbedStage(str(tmp_path / "nope"), str(tmp_path), TOY).plan()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no \.tar shards"):
+        EmbedStage(str(tmp_path / "empty"), str(tmp_path), TOY).plan()
+    with pytest.raises(ValueError, match="batch_size"):
+        EmbedStage(str(tmp_path), str(tmp_path), TOY, batch_size=0)
+
+
+def test_kill_9_then_rerun_is_byte_identical(tmp_path: Path) -> None:
+    from pipeline.toy.export import generate_toy_world
+    from pipeline.toy.world import WorldSpec
+
+    world = tmp_path / "world"
+    generate_toy_world(world, WorldSpec(), seed=5, pool_size=400, shard_size=50, bench_size=0, progress=False)
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "--quiet",
+        "embed",
+        "--pool",
+        str(world / "pool"),
+        "--batch-size",
+        "16",
+    ]
+    subprocess.run([*command, "--root", str(tmp_path / "clean")], check=True, capture_output=True)
+    victim = subprocess.Popen([*command, "--root", str(tmp_path / "killed")], stderr=subprocess.DEVNULL)
+    out = tmp_path / "killed" / "embeddings" / "toy"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.parquet"))) < 2:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert len(list(out.glob("*.parquet"))) < 8, "the run finished before it could be killed"
+    subprocess.run([*command, "--root", str(tmp_path / "killed")], check=True, capture_output=True)
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert _digests(out) == _digests(tmp_path / "clean" / "embeddings" / "toy")
+    shutil.rmtree(world)

@@ -1,0 +1,41 @@
+"""Floors under the bundled toy CLIP's measured quality: broken weights, loading or preprocessing fail them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.toy.quality import measure_toy_quality, precision_at_k, r_precision
+from pipeline.toy.world import WorldSpec
+
+# Measured on a 3,000-image pool (rare things in 2% of images, so that 50 of them exist) and 100 benchmark
+# scenes; the README's table uses the full protocol (`coarchive toy eval`: 10,000 images, rare at 0.5%).
+FLOORS = {"common_p50": COMMON_P50, "rare_p50": RARE_P50, "miou_value": MIOU_VALUE, "miou_tokens": MIOU_TOKENS}
+
+
+@pytest.fixture(scope="module")
+def quality(toy_model):
+    spec = WorldSpec(rare_rate=0.02)
+    return spec, measure_toy_quality(toy_model, spec, pool_size=3000, bench_size=100, progress=False)
+
+
+def test_retrieval_precision_floors(quality) -> None:
+    spec, q = quality
+    assert q.mean_precision(list(spec.common)) >= FLOORS["common_p50"]
+    assert q.mean_precision(list(spec.rare)) >= FLOORS["rare_p50"]
+    assert min(q.precision[t] for t in spec.common) >= 0.5
+
+
+def test_dense_miou_floors(quality) -> None:
+    _, q = quality
+    assert q.miou >= FLOORS["miou_value"]
+    assert q.miou_tokens >= FLOORS["miou_tokens"]
+
+
+def test_precision_helpers_on_a_hand_example() -> None:
+    scores = np.array([[0.9, 0.1], [0.8, 0.7], [0.1, 0.8], [0.5, 0.2]])
+    relevant = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=bool)
+    assert precision_at_k(scores, relevant, 2).tolist() == [0.5, 1.0]
+    assert r_precision(scores, relevant).tolist() == [0.5, 1.0]
+    with pytest.raises(ValueError):
+        precision_at_k(scores, relevant, 0)
