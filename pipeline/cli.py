@@ -91,6 +91,31 @@ def cmd_toy_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Download a URL list (parquet, csv, txt, ...) into an img2dataset pool; rerun to resume."""
+    from pipeline.ingest import ingest
+
+    stats = ingest(
+        args.urls,
+        args.pool,
+        input_format=args.input_format,
+        url_col=args.url_col,
+        caption_col=args.caption_col or None,
+        image_size=args.image_size,
+        shard_size=args.shard_size,
+        processes=args.processes,
+        threads=args.threads,
+        timeout=args.timeout,
+    )
+    print(
+        f"pool {args.pool}: {stats['successes']} of {stats['count']} images in {stats['shards']} shards, "
+        f"{stats['failed_to_download']} failed to download, {stats['failed_to_resize']} failed to resize"
+    )
+    for reason, count in sorted(stats["reasons"].items(), key=lambda item: -item[1])[:10]:
+        print(f"  {count:>7}  {reason}")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed every unfinished shard of an img2dataset pool into DATA_ROOT/embeddings/MODEL_ID/."""
     from pipeline.embed import EmbedStage
@@ -276,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_world_options(ev)
     ev.set_defaults(func=cmd_toy_eval)
+
+    ingest = commands.add_parser("ingest", help="download URL lists into a pool", description=cmd_ingest.__doc__)
+    ingest.add_argument("--urls", required=True, help="URL list file (or fsspec URL)")
+    ingest.add_argument("--pool", required=True, help="output pool folder")
+    ingest.add_argument("--input-format", default="parquet", help="txt, csv, tsv, parquet, json or jsonl")
+    ingest.add_argument("--url-col", default="url", help="column holding the URLs")
+    ingest.add_argument("--caption-col", default="caption", help="column holding captions ('' for none)")
+    ingest.add_argument("--image-size", type=int, default=256, help="resize so the longer side fits this")
+    ingest.add_argument("--shard-size", type=int, default=10_000, help="images per shard")
+    ingest.add_argument("--processes", type=int, default=1, help="download processes")
+    ingest.add_argument("--threads", type=int, default=32, help="download threads per process")
+    ingest.add_argument("--timeout", type=int, default=10, help="seconds per download")
+    ingest.set_defaults(func=cmd_ingest)
 
     embed = commands.add_parser("embed", help="embed pool shards with a CLIP", description=cmd_embed.__doc__)
     embed.add_argument("--pool", required=True, help="img2dataset output folder (local path or fsspec URL)")
