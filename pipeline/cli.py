@@ -334,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--version", default="v1", help="index version folder")
     index.add_argument("--max-memory", default="2G", help="memory budget of the served index, e.g. 512M, 4G")
     index.add_argument("--target-recall", type=float, default=0.95, help="recall@10 that nprobe is tuned to")
+    index.add_argument(
+        "--incremental",
+        action="store_true",
+        help="add new shards to the trained index; retrain only if the drift check fails",
+    )
     index.add_argument("--queries", default=None, help="file of concept names (one a line) for the recall report")
     index.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
     index.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")

@@ -142,9 +142,17 @@ def build_index(
     target_recall: float = 0.95,
     train_size: int = 100_000,
     seed: int = 0,
+    incremental: bool = False,
+    max_imbalance: float = 3.0,
     progress: bool = True,
 ) -> dict:
-    """Train on a sample, add every shard in parallel, merge on disk, tune nprobe on `queries` (q, d)."""
+    """Train on a sample, add every shard in parallel, merge on disk, tune nprobe on `queries` (q, d).
+
+    With `incremental`, an existing trained index is kept and only new shards are added; it is retrained when
+    the drift check fails: inverted lists grown too unequal (imbalance factor above `max_imbalance`), recall@10
+    on the canary queries fallen below target and below its value at training, or a pool grown so much that
+    the planned list count is 4x the trained one.
+    """
     embeddings, index_dir = Path(embeddings), Path(index_dir)
     shards = embedding_shards(embeddings)
     counts = {s: pq.read_metadata(embeddings / f"{s:05d}.parquet").num_rows for s in shards}
@@ -152,10 +160,50 @@ def build_index(
     if queries.ndim != 2 or queries.shape[1] != dim:
         raise ValueError(f"queries have shape {queries.shape}, the embeddings dimension {dim}")
     plan = plan_index(sum(counts.values()), dim, max_memory)
+    previous = None
+    if incremental and (index_dir / "index.json").is_file():
+        previous = json.loads((index_dir / "index.json").read_text())
+        if previous["dim"] != dim:
+            raise ValueError(f"the index at {index_dir} has dimension {previous['dim']}, the embeddings {dim}")
+    else:
+        _clear(index_dir)
+    info = _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress)
+    info["trained_recall@10"] = previous["trained_recall@10"] if previous else info["recall"]["recall@10"]
+    drift = _drift(info, plan, max_imbalance) if previous else None
+    if drift:
+        _clear(index_dir)
+        info = _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress)
+        info["trained_recall@10"] = info["recall"]["recall@10"]
+    info["retrained_because"] = drift
+    with atomic_path(index_dir / "index.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def _clear(index_dir: Path) -> None:
+    for name in ("index.json", TRAINED, MERGED, IVFDATA):
+        (index_dir / name).unlink(missing_ok=True)
+    for block in (index_dir / "blocks").glob("*.index"):
+        block.unlink()
+
+
+def _drift(info: dict, plan: IndexPlan, max_imbalance: float) -> str | None:
+    """Why the trained index no longer fits the data, or None."""
+    if info["imbalance"] > max_imbalance:
+        return f"inverted-list imbalance {info['imbalance']:.2f} > {max_imbalance}"
+    recall, trained = info["recall"]["recall@10"], info["trained_recall@10"]
+    if recall < min(info["target_recall_at_10"], trained - 0.02):
+        return f"recall@10 on the canary queries fell from {trained:.3f} to {recall:.3f}"
+    if plan.nlist >= 4 * info["nlist"]:
+        return f"pool grew: {plan.nlist} lists planned, {info['nlist']} trained"
+    return None
+
+
+def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress) -> dict:
     index_dir.mkdir(parents=True, exist_ok=True)
     if not (index_dir / TRAINED).is_file():
         sample = _training_sample(embeddings, shards, train_size, seed)
-        index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
         index.train(sample)
         with atomic_path(index_dir / TRAINED) as tmp:
             faiss.write_index(index, str(tmp))
@@ -163,27 +211,36 @@ def build_index(
     if report.failed:
         raise RuntimeError(f"index blocks failed: {report.failed}")
     merged = faiss.read_index(str(index_dir / TRAINED))
+    trained = faiss.extract_index_ivf(merged)
     blocks = [str(index_dir / "blocks" / f"{s:05d}.index") for s in shards]
-    for stale in (index_dir / IVFDATA, index_dir / MERGED):
-        stale.unlink(missing_ok=True)
+    for stale in (index_dir / "index.json", index_dir / IVFDATA, index_dir / MERGED):
+        stale.unlink(missing_ok=True)  # no index.json while merging: readers see no index, never half a one
     from faiss.contrib.ondisk import merge_ondisk
 
     merge_ondisk(merged, blocks, str(index_dir / IVFDATA))
     faiss.write_index(merged, str(index_dir / MERGED))
     _, exact = exact_search(embeddings, queries, 100)
     nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall)
-    info = {
+    return {
         **asdict(plan),
+        "factory": _factory_of(merged),
+        "nlist": trained.nlist,
+        "count": int(merged.ntotal),
         "metric": "inner_product",
         "nprobe": nprobe,
         "shards": shards,
         "recall": recalls,
+        "imbalance": float(trained.invlists.imbalance_factor()),
         "queries": len(queries),
         "target_recall_at_10": target_recall,
     }
-    with atomic_path(index_dir / "index.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=2))
-    return info
+
+
+def _factory_of(index: faiss.Index) -> str:
+    ivf = faiss.extract_index_ivf(index)
+    if isinstance(ivf, faiss.IndexIVFPQ):
+        return f"IVF{ivf.nlist},PQ{ivf.pq.M}x{ivf.pq.nbits}"
+    return f"IVF{ivf.nlist},Flat"
 
 
 def _training_sample(embeddings: Path, shards: list[int], size: int, seed: int) -> np.ndarray:

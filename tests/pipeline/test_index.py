@@ -86,3 +86,51 @@ def test_toy_pool_index_and_text_search(toy_world: Path, toy_model, tmp_path: Pa
 def test_missing_embeddings_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build_index(tmp_path / "none", tmp_path / "index", np.zeros((1, 4), np.float32), LocalExecutor())
+
+
+def _all_ids(index_dir: Path) -> set[int]:
+    import faiss
+
+    from pipeline.index import open_index
+
+    index = open_index(index_dir)  # keep a reference: the IVF view below borrows its memory
+    invlists = faiss.extract_index_ivf(index).invlists
+    ids: set[int] = set()
+    for lst in range(invlists.nlist):
+        size = invlists.list_size(lst)
+        if size:
+            pointer = invlists.get_ids(lst)
+            ids.update(faiss.rev_swig_ptr(pointer, size).tolist())
+            invlists.release_ids(lst, pointer)
+    return ids
+
+
+def test_incremental_add_matches_a_full_rebuild(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    centres = _synthetic_embeddings(full, shards=3, per_shard=4000, dim=32, seed=3)
+    queries = _unit(centres[:30] + 0.02 * np.random.default_rng(2).normal(size=(30, 32)))
+    growing = tmp_path / "growing"
+    growing.mkdir()
+    for name in ("00000.npy", "00000.parquet", "00001.npy", "00001.parquet"):
+        (growing / name).write_bytes((full / name).read_bytes())
+    build_index(growing, tmp_path / "inc", queries, LocalExecutor(), progress=False)
+    trained_before = (tmp_path / "inc" / "trained.index").read_bytes()
+    for name in ("00002.npy", "00002.parquet"):
+        (growing / name).write_bytes((full / name).read_bytes())
+    inc = build_index(growing, tmp_path / "inc", queries, LocalExecutor(), incremental=True, progress=False)
+    rebuilt = build_index(full, tmp_path / "rebuilt", queries, LocalExecutor(), progress=False)
+    assert inc["retrained_because"] is None and (tmp_path / "inc" / "trained.index").read_bytes() == trained_before
+    assert inc["count"] == rebuilt["count"] == 12_000 and inc["shards"] == [0, 1, 2]
+    assert _all_ids(tmp_path / "inc") == _all_ids(tmp_path / "rebuilt")
+    assert abs(inc["recall"]["recall@10"] - rebuilt["recall"]["recall@10"]) <= 0.01
+
+
+def test_incremental_retrains_when_the_lists_drift(tmp_path: Path) -> None:
+    folder = tmp_path / "emb"
+    centres = _synthetic_embeddings(folder, shards=2, per_shard=3000, dim=32, seed=4)
+    queries = _unit(centres[:10])
+    build_index(folder, tmp_path / "index", queries, LocalExecutor(), progress=False)
+    info = build_index(
+        folder, tmp_path / "index", queries, LocalExecutor(), incremental=True, max_imbalance=1.0, progress=False
+    )
+    assert info["retrained_because"].startswith("inverted-list imbalance")
