@@ -222,21 +222,29 @@ def _bytes(text: str) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    """Search the index with one or more text queries (batched); print a table or JSON."""
-    from pipeline.models import load_model
-    from pipeline.query import search
+    """Search the index with text and/or image queries, all in one batched search; print a table or JSON."""
+    import numpy as np
 
+    from pipeline.models import load_model
+    from pipeline.query import image_queries, search, write_results_html
+
+    if not args.text and not args.image:
+        raise ValueError("give at least one text query or --image")
     model = load_model(args.model, device=args.device)
     index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     if not (index_dir / "index.json").is_file():
         raise FileNotFoundError(f"no index at {index_dir}; run 'coarchive index' first")
-    results = search(
-        index_dir, Path(args.root) / "embeddings" / model.ref.model_id, _text_queries(model, args.text), args.k
-    )
+    parts = [_text_queries(model, args.text)] if args.text else []
+    parts += [image_queries(model, args.image)] if args.image else []
+    labels = [*args.text, *[f"image {p}" for p in args.image]]
+    results = search(index_dir, Path(args.root) / "embeddings" / model.ref.model_id, np.concatenate(parts), args.k)
+    if args.html:
+        page = write_results_html(Path(args.html), labels, results, Path(args.pool or Path(args.root) / "pool"))
+        print(f"wrote {page}", file=sys.stderr)
     if args.json:
-        print(json.dumps({q: [h.__dict__ for h in hits] for q, hits in zip(args.text, results, strict=True)}, indent=2))
+        print(json.dumps({q: [h.__dict__ for h in hits] for q, hits in zip(labels, results, strict=True)}, indent=2))
         return 0
-    for text, hits in zip(args.text, results, strict=True):
+    for text, hits in zip(labels, results, strict=True):
         print(f"# {text}")
         print(f"{'rank':>4}  {'score':>6}  {'key':<12}  caption")
         for h in hits:
@@ -347,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.set_defaults(func=cmd_index)
 
     query = commands.add_parser("query", help="search the index with text", description=cmd_query.__doc__)
-    query.add_argument("text", nargs="+", help="one or more text queries, e.g. 'heart' 'red circle'")
+    query.add_argument("text", nargs="*", help="text queries, e.g. 'heart' 'red circle'")
+    query.add_argument("--image", action="append", default=[], help="an image file to search with (repeatable)")
+    query.add_argument("--html", default=None, help="also write the results as an HTML grid of thumbnails")
+    query.add_argument("--pool", default=None, help="pool folder for thumbnails (default: ROOT/pool)")
     query.add_argument("--root", required=True, help="data root")
     query.add_argument("--model", default="toy", help="the model the index was built with")
     query.add_argument("--version", default="v1", help="index version folder")

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from pipeline.embed import split_id
 from pipeline.index import open_index
+from pipeline.models import LoadedModel
+from pipeline.shard_reader import decode_image, read_shard
 
 
 @dataclass
@@ -51,3 +56,45 @@ def search(index_dir: Path, embeddings: Path, queries: np.ndarray, k: int) -> li
             hits.append(Hit(len(hits) + 1, int(ident), float(score), meta["key"], meta["url"], meta["caption"]))
         results.append(hits)
     return results
+
+
+@torch.no_grad()
+def image_queries(loaded: LoadedModel, paths: list[str]) -> np.ndarray:
+    """L2-normalised embeddings (q, d) float32 of query images; a clear error for a missing or broken file."""
+    pixels = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"query image not found: {path}")
+        image, reason = decode_image(Path(path).read_bytes())
+        if image is None:
+            raise ValueError(f"query image {path}: {reason}")
+        pixels.append(loaded.preprocess(Image.fromarray(image)))
+    features = loaded.model.encode_image(torch.stack(pixels).to(loaded.device)).float()
+    return F.normalize(features, dim=-1).cpu().numpy()
+
+
+def thumbnails(pool: Path, hits: list[Hit], size: int = 96) -> dict[int, np.ndarray]:
+    """Images of the hits, read back from their pool shards, as (size, size, 3) uint8 thumbnails by id."""
+    wanted: dict[int, set[str]] = {}
+    for hit in hits:
+        wanted.setdefault(split_id(hit.id)[0], set()).add(hit.key)
+    by_key = {}
+    for shard, keys in wanted.items():
+        for sample in read_shard(str(Path(pool) / f"{shard:05d}.tar")).samples:
+            if sample.key in keys:
+                image, _ = decode_image(sample.data)
+                if image is not None:
+                    by_key[sample.key] = np.asarray(Image.fromarray(image).resize((size, size)))
+    return {hit.id: by_key[hit.key] for hit in hits if hit.key in by_key}
+
+
+def write_results_html(path: Path, queries: list[str], results: list[list[Hit]], pool: Path) -> Path:
+    """An HTML page with one grid of thumbnails (score under each) per query."""
+    from pipeline.report import Section, Tile, data_uri, write_report
+
+    images = thumbnails(pool, [h for hits in results for h in hits])
+    grids = [
+        (query, [Tile(data_uri(images[h.id]), f"{h.rank}. {h.score:.3f}") for h in hits if h.id in images])
+        for query, hits in zip(queries, results, strict=True)
+    ]
+    return write_report(Path(path), "coarchive query results", [Section("Results", grids=grids)])
