@@ -10,7 +10,7 @@ from pipeline.demo import run_demo
 def test_demo_writes_a_report(tmp_path: Path) -> None:
     report = run_demo(tmp_path, pool_size=300, progress=False)
     html = report.read_text()
-    assert "Text-to-image retrieval" in html and "Dense labels" in html
+    assert "Embed, index, query" in html and "Dense labels" in html and "recall@10" in html
     assert html.count("data:image/png;base64") >= 6 * 8 + 6 * 3
     assert "heart (rare)" in html and "crescent (rare)" in html
     assert (tmp_path / "data" / "pool" / "00000.tar").is_file()
