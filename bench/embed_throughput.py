@@ -1,0 +1,110 @@
+"""Benchmark: embedding throughput from img2dataset shards, coarchive vs clip-retrieval, same model and batch.
+
+usage: .venv/bin/python -m bench.embed_throughput [--images 4000] [--peer-venv ~/.cache/coarchive-peers/venv]
+The peer virtualenv comes from shared/peers/setup_venv.sh; without it only coarchive's rows are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from bench.peakmem import run_measured
+from pipeline.models import toy_checkpoint
+from pipeline.toy.export import generate_toy_world
+from pipeline.toy.world import WorldSpec
+
+
+def main() -> None:
+    """Generate 256-px shards once, embed them with each tool, print one table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--per-shard", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
+    parser.add_argument("--work", default=None)
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-bench-"))
+    generate_toy_world(
+        work / "world",
+        WorldSpec(image_size=256),
+        seed=1,
+        pool_size=args.images,
+        shard_size=args.per_shard,
+        bench_size=0,
+        progress=False,
+    )
+    pool = work / "world" / "pool"
+    env = {**os.environ, "COARCHIVE_CACHE": str(work / "cache")}
+    coarchive = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "--quiet",
+        "embed",
+        "--pool",
+        str(pool),
+        "--batch-size",
+        str(args.batch_size),
+    ]
+    rows = []
+    for name, root, extra in (
+        ("coarchive embed, in process", "ours_local", []),
+        ("coarchive embed, Dask LocalCluster 2 workers", "ours_dask", ["--executor", "dask", "--workers", "2"]),
+    ):
+        rows.append((name, run_measured([*coarchive, "--root", str(work / root), *extra], env=env)))
+    peer_python = Path(args.peer_venv) / "bin" / "python"
+    if peer_python.is_file():
+        config_dir = str(resources.files("pipeline") / "model_configs")
+        checkpoint = str(toy_checkpoint())
+        shards = f"{pool}/{{00000..{args.images // args.per_shard - 1:05d}}}.tar"
+        for threads in ("1", None):
+            peer_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+            if threads:
+                peer_env["OMP_NUM_THREADS"] = threads
+            out = work / f"cr_omp{threads or 'default'}"
+            command = [
+                str(peer_python),
+                str(Path(__file__).parent / "cr_peer.py"),
+                config_dir,
+                checkpoint,
+                "--input_dataset",
+                shards,
+                "--output_folder",
+                str(out),
+                "--input_format",
+                "webdataset",
+                "--enable_text",
+                "False",
+                "--enable_metadata",
+                "False",
+                "--batch_size",
+                str(args.batch_size),
+                "--num_prepro_workers",
+                "2",
+            ]
+            rows.append(
+                (
+                    f"clip-retrieval inference, OMP_NUM_THREADS={threads or 'default'}",
+                    run_measured(command, env=peer_env),
+                )
+            )
+    print(
+        f"\n{args.images} toy JPEGs of 256 px in {args.images // args.per_shard} shards, toy CLIP (96 px ViT), "
+        f"batch {args.batch_size}, {os.cpu_count()} cores\n"
+    )
+    print("| tool | wall s | images/s | peak memory (process tree) |")
+    print("|---|---|---|---|")
+    for name, r in rows:
+        if r["code"]:
+            print(f"| {name} | failed ({r['code']}) | | |\n{r['tail']}", file=sys.stderr)
+            continue
+        print(f"| {name} | {r['seconds']:.1f} | {args.images / r['seconds']:.0f} | {r['peak_mib']:.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Run a command and report its wall time and the peak resident memory of its whole process tree."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import psutil
+
+
+def run_measured(command: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
+    """Run `command`; return wall seconds, peak tree RSS in MiB, the exit code and the output tail."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    done.set()
+    sampler.join()
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_mib": peak / 2**20,
+        "code": process.returncode,
+        "tail": output[-3000:],
+    }
