@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from pipeline.toy.world import COLOURS, STUFF, THINGS
@@ -120,6 +121,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     """Embed every unfinished shard of an img2dataset pool into DATA_ROOT/embeddings/MODEL_ID/."""
     from pipeline.embed import EmbedStage
     from pipeline.executors import make_executor
+    from pipeline.manifest import record_stage
     from pipeline.models import ModelRef
     from pipeline.stage import run_stage
 
@@ -132,10 +134,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         device=args.device,
     )
     executor = make_executor(args.executor, args.scheduler, args.workers)
+    start = time.perf_counter()
     try:
         report = run_stage(stage, executor, retries=args.retries, progress=not args.quiet)
     finally:
         executor.close()
+    config = {"pool": args.pool, "model": str(stage.model), "batch_size": args.batch_size, "executor": args.executor}
+    manifest = record_stage(args.root, args.run, report, config, time.perf_counter() - start)
     totals = report.totals()
     print(
         f"embedded {totals.get('embedded', 0)} of {totals.get('samples', 0)} samples in {len(report.done)} shards "
@@ -146,6 +151,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             print(f"  {name}: {count}")
     for shard, error in sorted(report.failed.items()):
         print(f"  shard {shard} failed: {error}", file=sys.stderr)
+    print(f"manifest: {manifest}")
     return 1 if report.failed else 0
 
 
@@ -334,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
     embed.add_argument("--retries", type=int, default=2, help="retries of a failed shard")
     embed.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    embed.add_argument("--run", default=None, help="run partition for the manifest (default: today's date)")
     embed.set_defaults(func=cmd_embed)
 
     index = commands.add_parser("index", help="build the FAISS index", description=cmd_index.__doc__)

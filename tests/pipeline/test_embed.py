@@ -147,3 +147,13 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path: Path) -> None:
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
     assert _digests(out) == _digests(tmp_path / "clean" / "embeddings" / "toy")
     shutil.rmtree(world)
+
+
+def test_cli_embed_writes_the_run_manifest(toy_world: Path, tmp_path: Path) -> None:
+    from pipeline.cli import main
+
+    assert main(["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(tmp_path), "--run", "r1"]) == 0
+    manifest = json.loads((tmp_path / "runs" / "r1" / "manifest.json").read_text())
+    embed = manifest["stages"]["embed"]
+    assert embed["counts"] == {"samples": 120, "embedded": 120} and embed["done"] == 3 and not embed["failures"]
+    assert embed["config"]["model"] == "toy" and "torch" in manifest["versions"]
