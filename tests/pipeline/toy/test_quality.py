@@ -9,8 +9,9 @@ from pipeline.toy.quality import measure_toy_quality, precision_at_k, r_precisio
 from pipeline.toy.world import WorldSpec
 
 # Measured on a 3,000-image pool (rare things in 2% of images, so that 50 of them exist) and 100 benchmark
-# scenes; the README's table uses the full protocol (`coarchive toy eval`: 10,000 images, rare at 0.5%).
-FLOORS = {"common_p50": COMMON_P50, "rare_p50": RARE_P50, "miou_value": MIOU_VALUE, "miou_tokens": MIOU_TOKENS}
+# scenes: common 1.00, rare 0.82, MaskCLIP mIoU 0.418, token-path mIoU 0.248. The README's table uses the full
+# protocol (`coarchive toy eval`: 10,000 images, rare at 0.5%). Floors sit a little under the measurements.
+FLOORS = {"common_p50": 0.95, "rare_p50": 0.70, "miou_value": 0.38, "miou_tokens": 0.20}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def test_retrieval_precision_floors(quality) -> None:
     spec, q = quality
     assert q.mean_precision(list(spec.common)) >= FLOORS["common_p50"]
     assert q.mean_precision(list(spec.rare)) >= FLOORS["rare_p50"]
-    assert min(q.precision[t] for t in spec.common) >= 0.5
+    assert min(q.precision[t] for t in spec.common) >= 0.9
 
 
 def test_dense_miou_floors(quality) -> None:
