@@ -53,8 +53,12 @@ def main() -> None:
     ]
     rows = []
     for name, root, extra in (
-        ("coarchive embed, in process", "ours_local", []),
-        ("coarchive embed, Dask LocalCluster 2 workers", "ours_dask", ["--executor", "dask", "--workers", "2"]),
+        ("coarchive embed, batch 256 (CPU forward chunks of 32), in process", "ours_local", []),
+        (
+            "coarchive embed, same, Dask LocalCluster of 2 workers",
+            "ours_dask",
+            ["--executor", "dask", "--workers", "2"],
+        ),
     ):
         rows.append((name, run_measured([*coarchive, "--root", str(work / root), *extra], env=env)))
     peer_python = Path(args.peer_venv) / "bin" / "python"
@@ -62,11 +66,11 @@ def main() -> None:
         config_dir = str(resources.files("pipeline") / "model_configs")
         checkpoint = str(toy_checkpoint())
         shards = f"{pool}/{{00000..{args.images // args.per_shard - 1:05d}}}.tar"
-        for threads in ("1", None):
+        for threads, batch in (("1", args.batch_size), (None, args.batch_size), (None, 32)):
             peer_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
             if threads:
                 peer_env["OMP_NUM_THREADS"] = threads
-            out = work / f"cr_omp{threads or 'default'}"
+            out = work / f"cr_omp{threads or 'default'}_b{batch}"
             command = [
                 str(peer_python),
                 str(Path(__file__).parent / "cr_peer.py"),
@@ -83,13 +87,13 @@ def main() -> None:
                 "--enable_metadata",
                 "False",
                 "--batch_size",
-                str(args.batch_size),
+                str(batch),
                 "--num_prepro_workers",
                 "2",
             ]
             rows.append(
                 (
-                    f"clip-retrieval inference, OMP_NUM_THREADS={threads or 'default'}",
+                    f"clip-retrieval inference, batch {batch}, OMP_NUM_THREADS={threads or 'default'}",
                     run_measured(command, env=peer_env),
                 )
             )
