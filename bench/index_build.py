@@ -72,7 +72,7 @@ def build_ours(work: Path, max_memory: str) -> None:
     from pipeline.executors import LocalExecutor
     from pipeline.index import build_index
 
-    queries = np.load(work / "queries.npy")
+    queries = np.load(work / "tune_queries.npy")
     info = build_index(
         work / "emb", work / "ours", queries, LocalExecutor(), max_memory=_bytes(max_memory), progress=False
     )
@@ -166,6 +166,8 @@ def main() -> None:
         if (work / "af.index").is_file():
             peer_index = work / "af.index"
             peer_params = json.loads((work / "af_infos.json").read_text()).get("index_param")
+    if rows[0][1]["code"]:
+        sys.exit(f"coarchive index failed:\n{rows[0][1]['tail']}")
     quality = recall_and_latency(work, queries, peer_index, peer_params)
     ours_info = json.loads([line for line in rows[0][1]["tail"].splitlines() if line.startswith("{")][-1])
     factories = {
