@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.io import atomic_path
-from pipeline.toy.world import WorldSpec, render_scene
+from pipeline.toy.world import Scene, WorldSpec, render_scene
 
 SHARD_DIGITS = 5  # img2dataset's default oom_shard_count
 POOL_SCHEMA = pa.schema(
@@ -52,6 +52,13 @@ def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def render_as_pooled(job: tuple[WorldSpec, int, int]) -> Scene:
+    """Render scene (spec, seed, index) with its image passed through the pool's JPEG encoding, as models see it."""
+    scene = render_scene(*job)
+    scene.image = np.asarray(Image.open(io.BytesIO(jpeg_bytes(scene.image))).convert("RGB"))
+    return scene
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from pipeline.models import LoadedModel
-from pipeline.toy.world import WorldSpec, render_scene
+from pipeline.toy.export import render_as_pooled
+from pipeline.toy.world import WorldSpec
 from segment.clip_dense import clip_dense_features
 from segment.metrics import confusion_matrix, iou_per_class
 
@@ -71,28 +70,20 @@ def r_precision(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return out
 
 
-def _render_for_eval(job: tuple[WorldSpec, int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    spec, seed, index = job
-    scene = render_scene(spec, seed, index)
-    buffer = io.BytesIO()
-    Image.fromarray(scene.image).save(buffer, format="JPEG", quality=90)
-    image = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return image, scene.mask, [shape for shape, _ in scene.things]
-
-
 def render_many(spec: WorldSpec, seed: int, count: int, workers: int | None = None, progress: bool = True):
     """Render `count` scenes (JPEG round-tripped): images (N, H, W, 3), masks (N, H, W), thing names per image."""
     jobs = [(spec, seed, i) for i in range(count)]
     with ProcessPoolExecutor(workers) as pool:
         done = list(
             tqdm(
-                pool.map(_render_for_eval, jobs, chunksize=128),
+                pool.map(render_as_pooled, jobs, chunksize=128),
                 total=count,
                 desc="render",
                 disable=not progress,
             )
         )
-    return np.stack([d[0] for d in done]), np.stack([d[1] for d in done]), [d[2] for d in done]
+    things = [[shape for shape, _ in scene.things] for scene in done]
+    return np.stack([s.image for s in done]), np.stack([s.mask for s in done]), things
 
 
 @dataclass

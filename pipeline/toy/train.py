@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -14,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from pipeline.models import TOY_ARCH, register_model_configs
+from pipeline.toy.export import render_as_pooled
 from pipeline.toy.weights import save_compact_weights
-from pipeline.toy.world import COLOURS, WorldSpec, make_caption, render_scene
+from pipeline.toy.world import COLOURS, WorldSpec, make_caption
 
 # Training scenes come from their own seed range, so they never coincide with pools or benchmarks of small seeds.
 TRAIN_SEED_BASE = 1_000_003
@@ -53,22 +52,12 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of groups {self.groups}")
 
 
-def _render_jpeg(job: tuple[WorldSpec, int, int]) -> tuple[np.ndarray, list[tuple[str, str]], list[str]]:
-    spec, seed, index = job
-    scene = render_scene(spec, seed, index)
-    buffer = io.BytesIO()
-    Image.fromarray(scene.image).save(buffer, format="JPEG", quality=90)
-    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return decoded, scene.things, scene.stuff
-
-
 def build_training_set(spec: WorldSpec, count: int, seed: int, workers: int | None = None) -> tuple:
     """Render `count` training scenes (JPEG round-tripped like the pool): images (N, H, W, 3) uint8 and contents."""
     jobs = [(spec, seed, i) for i in range(count)]
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
-        rendered = list(tqdm(pool.map(_render_jpeg, jobs, chunksize=256), total=count, desc="render train set"))
-    images = np.stack([r[0] for r in rendered])
-    return images, [r[1] for r in rendered], [r[2] for r in rendered]
+        scenes = list(tqdm(pool.map(render_as_pooled, jobs, chunksize=256), total=count, desc="render train set"))
+    return np.stack([s.image for s in scenes]), [s.things for s in scenes], [s.stuff for s in scenes]
 
 
 def vocabulary_token_ids(tokenizer, spec: WorldSpec) -> list[int]:
