@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from PIL import Image
 
 from pipeline.embed import EmbedStage
@@ -96,28 +95,28 @@ def _dense_section(loaded, data: Path, spec: WorldSpec, count: int = 6) -> Secti
     images = np.stack([np.asarray(Image.open(bench / "images" / f"{i}.jpg").convert("RGB")) for i in ids])
     masks = np.stack([np.asarray(Image.open(bench / "masks" / f"{i}.png")) for i in ids])
     pred = dense_labels(loaded, images, text_embeddings(loaded, list(spec.classes)))
-    tiles = []
-    for image, mask, guess in zip(images, masks, pred, strict=True):
-        tiles += [
-            Tile(data_uri(image, 2), "image"),
-            Tile(data_uri(colourise(mask), 2), "truth"),
-            Tile(data_uri(colourise(guess), 2), "MaskCLIP"),
-        ]
-    legend = [["class", "colour (R, G, B)"]] + [
-        [c, str(tuple(PALETTE[i].tolist()))] for i, c in enumerate(spec.classes)
+    rows = [
+        (
+            name,
+            [
+                Tile(data_uri(image, 2), "image"),
+                Tile(data_uri(colourise(mask), 2), "truth"),
+                Tile(data_uri(colourise(guess), 2), "MaskCLIP"),
+            ],
+        )
+        for name, image, mask, guess in zip(ids, images, masks, pred, strict=True)
     ]
+    legend = [Tile(data_uri(np.full((14, 28, 3), PALETTE[i], np.uint8)), c) for i, c in enumerate(spec.classes)]
     return Section(
         "Dense labels from the toy CLIP (MaskCLIP value path)",
         "Each patch is labelled with the class whose prompt embedding is closest to its value-path feature.",
-        legend,
-        [("benchmark images, ground truth, prediction", tiles)],
+        grids=[("legend", legend), *rows],
     )
 
 
 def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = True) -> Path:
     """Generate a toy pool and benchmark under `out`, run the flow on them and write out/report.html."""
     start = time.time()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     spec = WorldSpec()
     data = Path(out) / "data"
     generate_toy_world(data, spec, seed=seed, pool_size=pool_size, shard_size=500, bench_size=50, progress=progress)
