@@ -32,13 +32,16 @@ def text_embeddings(loaded: LoadedModel, concepts: list[str], templates=TEMPLATE
 
 
 def normalise_pixels(loaded: LoadedModel, images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 images of the model's input size -> normalised (N, 3, H, W) float pixels."""
+    """(N, H, W, 3) uint8 square images -> normalised (N, 3, S, S) float pixels at the model's input size S."""
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     cfg = getattr(loaded.model.visual, "preprocess_cfg", {}) or {}
     mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
     std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD)).view(1, 3, 1, 1)
     pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    if pixels.shape[-1] != loaded.image_size:  # e.g. 96-px toy scenes into a 224-px ViT-B/16
+        size = (loaded.image_size, loaded.image_size)
+        pixels = F.interpolate(pixels, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
     return ((pixels - mean) / std).to(loaded.device)
 
 
@@ -123,7 +126,7 @@ def dense_labels(
         pixels = normalise_pixels(loaded, images[start : start + batch_size])
         feats = clip_dense_features(loaded.model.visual, pixels, path)  # (B, gh, gw, d)
         logits = torch.einsum("bhwd,cd->bchw", feats, class_emb.to(feats))
-        logits = F.interpolate(logits, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, size=images.shape[1:3], mode="bilinear", align_corners=False)
         out.append(logits.argmax(1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 
