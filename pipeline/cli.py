@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--device", default=None, help="torch device for the text queries")
     index.set_defaults(func=cmd_index)
 
-    query = commands.add_parser("query", help="search the index with text", description=cmd_query.__doc__)
+    query = commands.add_parser("query", help="search the index with text or images", description=cmd_query.__doc__)
     query.add_argument("text", nargs="*", help="text queries, e.g. 'heart' 'red circle'")
     query.add_argument("--image", action="append", default=[], help="an image file to search with (repeatable)")
     query.add_argument("--html", default=None, help="also write the results as an HTML grid of thumbnails")
