@@ -217,15 +217,15 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
     report = run_stage(IndexAddStage(str(embeddings), str(index_dir)), executor, progress=progress)
     if report.failed:
         raise RuntimeError(f"index blocks failed: {report.failed}")
-    merged = faiss.read_index(str(index_dir / TRAINED))
-    trained = faiss.extract_index_ivf(merged)
-    blocks = [str(index_dir / "blocks" / f"{s:05d}.index") for s in shards]
+    blocks = [index_dir / "blocks" / f"{s:05d}.index" for s in shards]
     for stale in (index_dir / "index.json", index_dir / IVFDATA, index_dir / MERGED):
         stale.unlink(missing_ok=True)  # no index.json while merging: readers see no index, never half a one
-    from faiss.contrib.ondisk import merge_ondisk
-
-    merge_ondisk(merged, blocks, str(index_dir / IVFDATA))
+    merged = faiss.read_index(str(index_dir / TRAINED))
+    merge_blocks_ondisk(merged, blocks, index_dir / IVFDATA)
     faiss.write_index(merged, str(index_dir / MERGED))
+    del merged  # unmap the freshly written lists; search a read-only mapping instead
+    merged = faiss.read_index(str(index_dir.resolve() / MERGED), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    trained = faiss.extract_index_ivf(merged)
     _, exact = exact_search(embeddings, queries, 100)
     nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall)
     return {
@@ -241,6 +241,44 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
         "queries": len(queries),
         "target_recall_at_10": target_recall,
     }
+
+
+def merge_blocks_ondisk(trained: faiss.Index, blocks: list[Path], ivfdata: Path) -> None:
+    """Fill the empty trained index with the blocks' inverted lists, stored on disk in `ivfdata`.
+
+    Like faiss.contrib.ondisk.merge_ondisk (same lists, same order), but one block is mapped at a time, so
+    peak memory is the merged lists plus one block instead of the merged lists plus every block.
+    """
+    ivf = faiss.extract_index_ivf(trained)
+    if ivf.ntotal:
+        raise ValueError("merge_blocks_ondisk needs an empty trained index")
+    sizes = np.zeros(ivf.nlist, np.int64)
+    for path in blocks:
+        block = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        lists = faiss.extract_index_ivf(block).invlists
+        sizes += np.array([lists.list_size(i) for i in range(ivf.nlist)], np.int64)
+        del lists, block
+    ondisk = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(ivfdata))
+    capacity = 2 ** np.ceil(np.log2(np.maximum(sizes, 1)))  # faiss rounds list capacities up to powers of 2
+    ondisk.update_totsize(int((capacity * (ivf.code_size + 8)).sum()))  # size the file once, not by doubling
+    for i in np.flatnonzero(sizes):
+        ondisk.resize(int(i), int(sizes[i]))
+    offsets = np.zeros(ivf.nlist, np.int64)
+    for path in blocks:
+        block = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        lists = faiss.extract_index_ivf(block).invlists
+        for i in range(ivf.nlist):
+            count = lists.list_size(i)
+            if count:
+                ids, codes = lists.get_ids(i), lists.get_codes(i)
+                ondisk.update_entries(i, int(offsets[i]), count, ids, codes)
+                lists.release_ids(i, ids)
+                lists.release_codes(i, codes)
+                offsets[i] += count
+        del lists, block  # unmaps this block before the next one is mapped
+    ivf.replace_invlists(ondisk, True)
+    ondisk.this.disown()
+    ivf.ntotal = trained.ntotal = int(sizes.sum())
 
 
 def _factory_of(index: faiss.Index) -> str:

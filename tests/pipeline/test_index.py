@@ -134,3 +134,24 @@ def test_incremental_retrains_when_the_lists_drift(tmp_path: Path) -> None:
         folder, tmp_path / "index", queries, LocalExecutor(), incremental=True, max_imbalance=1.0, progress=False
     )
     assert info["retrained_because"].startswith("inverted-list imbalance")
+
+
+def test_block_by_block_merge_equals_faiss_merge_ondisk(tmp_path: Path) -> None:
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    from pipeline.index import TRAINED, merge_blocks_ondisk
+
+    folder = tmp_path / "emb"
+    centres = _synthetic_embeddings(folder, shards=3, per_shard=2000, dim=16, seed=5)
+    build_index(folder, tmp_path / "index", _unit(centres[:5]), LocalExecutor(), progress=False)
+    blocks = sorted((tmp_path / "index" / "blocks").glob("*.index"))
+    ours = faiss.read_index(str(tmp_path / "index" / TRAINED))
+    merge_blocks_ondisk(ours, blocks, tmp_path / "ours.ivfdata")
+    reference = faiss.read_index(str(tmp_path / "index" / TRAINED))
+    merge_ondisk(reference, [str(b) for b in blocks], str(tmp_path / "reference.ivfdata"))
+    assert ours.ntotal == reference.ntotal == 6000
+    for index in (ours, reference):
+        faiss.extract_index_ivf(index).nprobe = 8
+    queries = _unit(centres[:20])
+    assert np.array_equal(ours.search(queries, 20)[1], reference.search(queries, 20)[1])
