@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pipeline.io import write_atomically
 from pipeline.models import LoadedModel, ModelRef, load_model
 from pipeline.shard_reader import decode_image, read_shard
 from pipeline.stage import Stage
@@ -152,15 +153,12 @@ class EmbedStage(Stage):
         return np.concatenate(out)
 
     def _write(self, task: EmbedTask, vectors: np.ndarray, rows: list[dict], problems: dict) -> None:
-        fs, base = fsspec.core.url_to_fs(self.out_dir)
-        fs.makedirs(base, exist_ok=True)
-        stem = f"{base}/{task.shard:05d}"
-        for suffix, write in (
-            (".npy", lambda f: np.save(f, vectors)),
-            (".problems.json", lambda f: f.write(json.dumps(problems, indent=2, sort_keys=True).encode())),
-            (".parquet", lambda f: pq.write_table(pa.Table.from_pylist(rows, schema=EMBED_SCHEMA), f)),
-        ):
-            tmp = f"{stem}{suffix}.tmp"
-            with fs.open(tmp, "wb") as f:
-                write(f)
-            fs.mv(tmp, f"{stem}{suffix}")
+        stem = f"{self.out_dir}/{task.shard:05d}"
+        write_atomically(f"{stem}.npy", lambda f: np.save(f, vectors))
+        write_atomically(
+            f"{stem}.problems.json", lambda f: f.write(json.dumps(problems, indent=2, sort_keys=True).encode())
+        )
+        # the parquet is the done-marker: it goes last
+        write_atomically(
+            f"{stem}.parquet", lambda f: pq.write_table(pa.Table.from_pylist(rows, schema=EMBED_SCHEMA), f)
+        )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
+
+import fsspec
 
 
 @contextlib.contextmanager
@@ -21,3 +24,12 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_atomically(url: str, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a file at any fsspec URL through `write(binary file)` under `URL.tmp`, then rename it into place."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(f"{path}.tmp", "wb") as f:
+        write(f)
+    fs.mv(f"{path}.tmp", path)

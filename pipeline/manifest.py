@@ -9,6 +9,7 @@ import platform
 
 import fsspec
 
+from pipeline.io import write_atomically
 from pipeline.stage import StageReport
 
 PACKAGES = ("coarchive", "torch", "open_clip_torch", "faiss-cpu", "webdataset", "pyarrow", "dask", "img2dataset")
@@ -41,8 +42,5 @@ def record_stage(root: str, run: str | None, report: StageReport, config: dict, 
         "per_task": report.stats,
         "failures": report.failed,
     }
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path + ".tmp", "w") as f:
-        f.write(json.dumps(manifest, indent=2, sort_keys=True))
-    fs.mv(path + ".tmp", path)
+    write_atomically(url, lambda f: f.write(json.dumps(manifest, indent=2, sort_keys=True).encode()))
     return url

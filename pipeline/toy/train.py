@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from pipeline.models import TOY_ARCH, register_model_configs
 from pipeline.toy.export import render_as_pooled
+from pipeline.toy.quality import TEMPLATES
 from pipeline.toy.weights import save_compact_weights
 from pipeline.toy.world import COLOURS, WorldSpec, make_caption
 
 # Training scenes come from their own seed range, so they never coincide with pools or benchmarks of small seeds.
 TRAIN_SEED_BASE = 1_000_003
-PROMPT_TEMPLATES = ("a photo of a {}.", "a {}.", "there is a {} in the scene.", "this is a {} in the scene.")
 
 
 @dataclass
@@ -64,7 +64,7 @@ def vocabulary_token_ids(tokenizer, spec: WorldSpec) -> list[int]:
     """Token ids of every word the toy model is trained or prompted with (the rows the compact weights keep)."""
     words = [*spec.classes, *COLOURS, "and", "on", "of", "in", "front", "there", "is", "a", "an", "the"]
     texts = [*words, "a photo of a picture showing background this scene."]
-    texts += [t.format(c) for t in PROMPT_TEMPLATES for c in spec.classes]
+    texts += [t.format(c) for t in TEMPLATES for c in spec.classes]
     return sorted({int(i) for i in tokenizer(texts).flatten().tolist()})
 
 
