@@ -379,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--pool-size", type=int, default=3000, help="pool images to generate")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
     demo.set_defaults(func=cmd_demo)
+
+    from archives.commands import add_commands as add_archive_commands
+    from segment.commands import add_commands as add_segment_commands
+
+    add_archive_commands(commands)
+    add_segment_commands(commands)
     return parser
 
 
