@@ -1,0 +1,169 @@
+"""Dense encoders: one L2-normalised feature per patch of an image, from a CLIP (MaskCLIP) or any timm ViT."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@runtime_checkable
+class DenseEncoder(Protocol):
+    """Anything that turns (H, W, 3) uint8 images into L2-normalised patch features (N, h, w, d) float32."""
+
+    name: str
+    input_size: int
+    dim: int
+
+    def encode(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Patch features (N, h, w, d) float32, L2-normalised over d."""
+        ...
+
+
+def check_images(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """The images as a list of (H, W, 3) uint8 arrays; ValueError for anything else."""
+    out = list(images)
+    if not out:
+        raise ValueError("no images to encode")
+    for i, image in enumerate(out):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image {i} must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    return out
+
+
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of an (H, W, 3) image (no resampling)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def square_pixels(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
+    """Short side resized to `size`, centre crop: (N, 3, size, size) float pixels in [0, 1]."""
+    out = []
+    for image in images:
+        x = torch.from_numpy(np.ascontiguousarray(centre_square(image))).permute(2, 0, 1)[None].float() / 255
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+        out.append(x)
+    return torch.cat(out)  # (N, 3, size, size)
+
+
+class ClipDenseEncoder:
+    """MaskCLIP dense features of an open_clip ViT (the last block's value path, or its regular token path)."""
+
+    def __init__(self, loaded: Any, path: str = "value", batch_size: int = 64) -> None:
+        from segment.clip_dense import DENSE_PATHS
+
+        if path not in DENSE_PATHS:
+            raise ValueError(f"unknown dense path {path!r}; choose from {sorted(DENSE_PATHS)}")
+        self.loaded = loaded
+        self.path = path
+        self.batch_size = batch_size
+        self.input_size = int(loaded.image_size)
+        self.dim = int(loaded.embed_dim)
+        suffix = "" if path == "value" else f"-{path}"
+        self.name = f"clip{suffix}:{loaded.ref}"
+
+    @torch.no_grad()
+    def encode(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Patch features (N, h, w, d) float32 in CLIP's joint space, L2-normalised."""
+        from pipeline.toy.quality import normalise_pixels
+        from segment.clip_dense import clip_dense_features
+
+        images = [centre_square(im) for im in check_images(images)]
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            if len({im.shape for im in chunk}) == 1:
+                pixels = normalise_pixels(self.loaded, np.stack(chunk))  # (B, 3, S, S)
+            else:
+                pixels = torch.cat([normalise_pixels(self.loaded, im[None]) for im in chunk])
+            out.append(clip_dense_features(self.loaded.model.visual, pixels, self.path).cpu())
+        return torch.cat(out)  # (N, gh, gw, d)
+
+
+def _load_timm_weights(model: torch.nn.Module, checkpoint: Path) -> None:
+    """Load a local checkpoint (.pth/.pt/.bin/.safetensors; timm or official layouts) into a timm model."""
+    import timm.models
+
+    state = timm.models.load_state_dict(str(checkpoint))
+    for key in ("model", "state_dict", "teacher"):  # official DINO / DeiT wrappers
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    filter_fn = getattr(__import__(type(model).__module__, fromlist=["_"]), "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    missing, _unexpected = model.load_state_dict(state, strict=False)  # classifier heads are unexpected: fine
+    if missing:
+        raise ValueError(f"checkpoint {checkpoint} lacks {len(missing)} weights of the model, e.g. {missing[:3]}")
+
+
+class TimmDenseEncoder:
+    """Last-block patch tokens (after the final norm) of a timm ViT, prefix tokens dropped, L2-normalised."""
+
+    def __init__(
+        self,
+        model_name: str,
+        checkpoint: str | Path | None = None,
+        input_size: int | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        **model_kwargs: Any,
+    ) -> None:
+        import timm
+
+        if model_name not in timm.list_models() and model_name.split(".")[0] not in timm.list_models():
+            raise ValueError(f"unknown timm model {model_name!r}; see timm.list_models()")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"encoder checkpoint not found: {checkpoint}")
+        model = timm.create_model(model_name, pretrained=False, num_classes=0, dynamic_img_size=True, **model_kwargs)
+        if not hasattr(model, "num_prefix_tokens") or not hasattr(model, "patch_embed"):
+            raise ValueError(f"timm model {model_name!r} is not a ViT (no patch tokens)")
+        if checkpoint is not None:
+            _load_timm_weights(model, Path(checkpoint))
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        cfg = model.pretrained_cfg or {}
+        self.input_size = int(input_size or cfg.get("input_size", (3, 224, 224))[-1])
+        self.mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1)
+        self.patch = int(model.patch_embed.patch_size[0])
+        self.dim = int(model.num_features)
+        self.name = f"timm:{model_name}"
+
+    @torch.no_grad()
+    def encode(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Patch features (N, h, w, d) float32, h = w = input_size // patch, L2-normalised."""
+        images = check_images(images)
+        side = self.input_size // self.patch
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            pixels = (square_pixels(images[start : start + self.batch_size], self.input_size) - self.mean) / self.std
+            tokens = self.model.forward_features(pixels.to(self.device))  # (B, prefix + h * w, d), final norm applied
+            patches = tokens[:, self.model.num_prefix_tokens :].float()
+            assert patches.shape[1] == side * side, (patches.shape, side)
+            out.append(F.normalize(patches, dim=-1).reshape(len(pixels), side, side, -1).cpu())
+        return torch.cat(out)  # (N, h, w, d)
+
+
+def create_dense_encoder(
+    spec: str, clip: Any = None, checkpoint: str | Path | None = None, **kwargs: Any
+) -> DenseEncoder:
+    """A dense encoder from a spec: 'clip' (the given CLIP's MaskCLIP features), 'clip-tokens', or 'timm:MODEL'."""
+    if spec in ("clip", "clip-tokens"):
+        if clip is None:
+            raise ValueError(f"encoder {spec!r} needs a loaded CLIP model")
+        if checkpoint is not None:
+            raise ValueError("--encoder-checkpoint applies to timm encoders; the CLIP comes from --model")
+        return ClipDenseEncoder(clip, path="value" if spec == "clip" else "tokens", **kwargs)
+    if spec.startswith("timm:") and spec[5:]:
+        return TimmDenseEncoder(spec[5:], checkpoint=checkpoint, **kwargs)
+    raise ValueError(f"unknown dense encoder {spec!r}; use 'clip', 'clip-tokens' or 'timm:MODEL_NAME'")

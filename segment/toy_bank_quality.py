@@ -1,0 +1,196 @@
+"""Segment-bank quality on the toy world: text-retrieved archives, co-segmented banks, dense IoU vs text labels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, image_embeddings, render_many, text_embeddings
+from pipeline.toy.world import WorldSpec
+from segment.bank import SegmentBank
+from segment.cosegment import ConceptImages, build_bank
+from segment.dense_encoders import ClipDenseEncoder, DenseEncoder
+from segment.metrics import confusion_matrix, iou_per_class
+
+VARIANTS = {"plain": (False, False), "+LGC": (True, False), "+CE": (False, True), "+LGC+CE": (True, True)}
+
+
+def toy_archives(
+    loaded, spec: WorldSpec, images: np.ndarray, masks: np.ndarray, k: int
+) -> tuple[list[ConceptImages], dict[str, float]]:
+    """Top-k pool images (N, H, W, 3) per class by cosine(image, text); stuff classes are context concepts.
+
+    Returns the archives (classes in spec order) and each archive's precision (fraction of images holding the class).
+    """
+    text = text_embeddings(loaded, list(spec.classes))  # (C, d)
+    scores = image_embeddings(loaded, images) @ text.T  # (N, C)
+    top = torch.topk(scores, k, dim=0).indices.T.numpy()  # (C, k)
+    archives, precision = [], {}
+    for c, name in enumerate(spec.classes):
+        rows = top[c]
+        precision[name] = float(np.mean([(masks[r] == c).any() for r in rows]))
+        archives.append(
+            ConceptImages(name, [images[r] for r in rows], text[c], context=name in spec.stuff, ids=rows.tolist())
+        )
+    return archives, precision
+
+
+@torch.no_grad()
+def bank_logits(features: torch.Tensor, bank: SegmentBank, size: tuple[int, int]) -> torch.Tensor:
+    """cos(patch feature, reference) per concept, bilinearly upsampled: (N, C, H, W) from features (N, h, w, d)."""
+    logits = torch.einsum("nhwd,cd->nchw", features.float(), bank.references)
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def label_with_bank(
+    encoder: DenseEncoder,
+    bank: SegmentBank,
+    images: np.ndarray,
+    saliency: ClipDenseEncoder | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """(N, H, W) uint8 argmax labels: cos to the references; with `saliency`, ReCo's sigmoid(cos) x DenseCLIP map."""
+    size = tuple(images.shape[1:3])
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        scores = bank_logits(encoder.encode(chunk), bank, size)  # (B, C, H, W)
+        if saliency is not None:
+            if bank.text_embeddings is None:
+                raise ValueError("ReCo inference needs the bank's text embeddings")
+            clip = saliency.encode(chunk)  # (B, gh, gw, dc)
+            sal = torch.einsum("nhwd,cd->nchw", clip, bank.text_embeddings)
+            sal = torch.sigmoid(10 * F.interpolate(sal, size=size, mode="bilinear", align_corners=False))
+            scores = torch.sigmoid(scores) * sal
+        out.append(scores.argmax(1).to(torch.uint8).numpy())
+    return np.concatenate(out)
+
+
+@dataclass
+class BankQuality:
+    """Per-class IoU of each labelling method on toy benchmark scenes, and the archives' precision."""
+
+    iou: dict[str, dict[str, float]]  # method -> class -> IoU
+    archive_precision: dict[str, float]
+    seeds_on_class: dict[str, dict[str, float]]  # variant -> class -> fraction of seeds on a pixel of the class
+    settings: dict = field(default_factory=dict)
+
+    def miou(self, method: str, classes: list[str] | None = None) -> float:
+        """Mean IoU of `method` over `classes` (default: all)."""
+        values = self.iou[method]
+        return float(np.nanmean([values[c] for c in (classes or list(values))]))
+
+
+def seed_hit_rate(bank: SegmentBank, archives: list[ConceptImages], spec: WorldSpec, masks_of) -> dict[str, float]:
+    """Per concept, the fraction of its seeds that land on a pixel of that class (seed cell centre, ground truth)."""
+    out = {}
+    for c, a in enumerate(archives):
+        info = bank.provenance["concepts"][a.concept]
+        gh, gw = info["grid"]
+        masks = masks_of(a)
+        hits = []
+        for (r, q), mask in zip(info["seeds"], masks, strict=True):
+            y = int((r + 0.5) * mask.shape[0] / gh)
+            x = int((q + 0.5) * mask.shape[1] / gw)
+            hits.append(mask[y, x] == c)
+        out[a.concept] = float(np.mean(hits))
+    return out
+
+
+def measure_bank_quality(
+    loaded,
+    spec: WorldSpec | None = None,
+    pool_size: int = 10_000,
+    bench_size: int = 500,
+    k: int = 50,
+    encoder: DenseEncoder | None = None,
+    variants: dict[str, tuple[bool, bool]] | None = None,
+    progress: bool = False,
+) -> BankQuality:
+    """Build banks for each (LGC, CE) variant from toy archives and measure dense IoU on held-out scenes."""
+    spec = spec or WorldSpec()
+    variants = variants or VARIANTS
+    saliency = ClipDenseEncoder(loaded)
+    encoder = encoder or saliency
+    pool_images, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    archives, precision = toy_archives(loaded, spec, pool_images, pool_masks, k)
+    del pool_images
+    bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    classes = list(spec.classes)
+    iou, seeds = {}, {}
+
+    def score(pred: np.ndarray) -> dict[str, float]:
+        return dict(zip(classes, iou_per_class(confusion_matrix(pred, masks, len(classes))).tolist(), strict=True))
+
+    iou["text (MaskCLIP)"] = score(dense_labels(loaded, bench, text_embeddings(loaded, classes)))
+    for name, (lgc, ce) in variants.items():
+        bank = build_bank(archives, encoder, saliency, lgc=lgc, ce=ce)
+        seeds[name] = seed_hit_rate(bank, archives, spec, lambda a: pool_masks[a.ids])
+        iou[f"bank {name}"] = score(label_with_bank(encoder, bank, bench))
+        iou[f"bank {name} x saliency"] = score(label_with_bank(encoder, bank, bench, saliency=saliency))
+    settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
+    settings["rare_rate"] = spec.rare_rate
+    return BankQuality(iou, precision, seeds, settings)
+
+
+def quality_tables(quality: BankQuality, spec: WorldSpec) -> str:
+    """Markdown tables: IoU per class and mIoU (all, stuff, things) per method; archive precision and seed hits."""
+    methods = list(quality.iou)
+    lines = ["| class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for c in spec.classes:
+        lines.append(f"| {c} | " + " | ".join(f"{quality.iou[m][c]:.2f}" for m in methods) + " |")
+    for label, group in (("mIoU", None), ("mIoU stuff", list(spec.stuff)), ("mIoU things", list(spec.things))):
+        lines.append(f"| **{label}** | " + " | ".join(f"**{quality.miou(m, group):.2f}**" for m in methods) + " |")
+    variants = list(quality.seeds_on_class)
+    lines += ["", "| class | archive precision | " + " | ".join(f"seeds on class, {v}" for v in variants) + " |"]
+    lines.append("|---" * (len(variants) + 2) + "|")
+    for c in spec.classes:
+        row = [f"{quality.archive_precision[c]:.2f}"] + [f"{quality.seeds_on_class[v][c]:.2f}" for v in variants]
+        lines.append(f"| {c} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: measure bank quality on the toy world and print markdown tables."""
+    from pipeline.models import load_model
+    from segment.dense_encoders import create_dense_encoder
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--pool-size", type=int, default=10_000)
+    parser.add_argument("--bench-size", type=int, default=500)
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--rare-rate", type=float, default=0.005)
+    parser.add_argument("--encoder", default="clip", help="clip, clip-tokens or timm:NAME")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    loaded = load_model("toy", device="cpu")
+    spec = WorldSpec(rare_rate=args.rare_rate)
+    start = time.perf_counter()
+    quality = measure_bank_quality(
+        loaded,
+        spec,
+        args.pool_size,
+        args.bench_size,
+        args.k,
+        encoder=create_dense_encoder(args.encoder, clip=loaded),
+        progress=True,
+    )
+    print(quality_tables(quality, spec))
+    print(f"\n{json.dumps(quality.settings)}; {time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(asdict(quality), f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
