@@ -39,7 +39,11 @@ def plan_index(count: int, dim: int, max_memory: int) -> IndexPlan:
         raise ValueError("no vectors to index")
     if dim <= 0 or max_memory <= 0:
         raise ValueError(f"dim and max_memory must be positive, got {dim} and {max_memory}")
-    nlist = max(1, min(65536, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(count))))))
+    # About 2 sqrt(count) lists: building costs count x nlist distances (k-means and assignment both scale with
+    # nlist), a query nprobe x count / nlist; at 1M vectors a query still takes under a millisecond, far inside
+    # the latency target, while the build is twice as fast as with faiss's usual 4 sqrt(count). nprobe is then
+    # tuned to the target recall, so recall does not depend on this choice.
+    nlist = max(1, min(65536, 2 ** round(math.log2(max(1.0, 2 * math.sqrt(count))))))
     nlist = min(nlist, max(1, count // 39))  # faiss wants about 39 training points per list
     overhead = nlist * dim * 4 + count * 8  # centroids and ids
     code = dim * 4

@@ -48,7 +48,8 @@ def _synthetic_embeddings(folder: Path, shards: int, per_shard: int, dim: int, s
 
 
 def test_plan_follows_count_and_budget() -> None:
-    assert plan_index(100_000, 512, 2 * 1024**3).factory == "IVF1024,Flat"
+    assert plan_index(100_000, 512, 2 * 1024**3).factory == "IVF512,Flat"
+    assert plan_index(1_000_000, 512, 4 * 1024**3).factory == "IVF2048,Flat"
     small = plan_index(1_000_000, 512, 256 * 1024**2)
     assert small.factory.endswith("x8") and small.memory_bytes <= 256 * 1024**2
     with pytest.raises(ValueError):
@@ -122,7 +123,8 @@ def test_incremental_add_matches_a_full_rebuild(tmp_path: Path) -> None:
     assert inc["retrained_because"] is None and (tmp_path / "inc" / "trained.index").read_bytes() == trained_before
     assert inc["count"] == rebuilt["count"] == 12_000 and inc["shards"] == [0, 1, 2]
     assert _all_ids(tmp_path / "inc") == _all_ids(tmp_path / "rebuilt")
-    assert abs(inc["recall"]["recall@10"] - rebuilt["recall"]["recall@10"]) <= 0.01
+    # 30 queries x 10 hits: recall moves in steps of 1/300, so 0.01 is exactly 3 hits (1e-9 absorbs float rounding)
+    assert abs(inc["recall"]["recall@10"] - rebuilt["recall"]["recall@10"]) <= 0.01 + 1e-9
 
 
 def test_incremental_retrains_when_the_lists_drift(tmp_path: Path) -> None:
