@@ -17,6 +17,14 @@ META = "bank.json"
 FORMAT = 1
 
 
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """float32 CPU rows of unit norm; rows already of unit norm are kept bit for bit (exact save/load round trips)."""
+    x = x.detach().float().cpu().contiguous()
+    if torch.allclose(x.norm(dim=-1), torch.ones(len(x)), atol=1e-6):
+        return x
+    return F.normalize(x, dim=-1).contiguous()
+
+
 @dataclass
 class SegmentBank:
     """Concept names, reference embeddings (C, d), CLIP text embeddings (C, d_clip), and how they were made."""
@@ -38,13 +46,13 @@ class SegmentBank:
                 f"references must be ({len(self.concepts)}, d) for {len(self.concepts)} concepts, "
                 f"got {tuple(self.references.shape)}"
             )
-        self.references = F.normalize(self.references.detach().float().cpu(), dim=-1).contiguous()
+        self.references = _unit_rows(self.references)
         if self.text_embeddings is not None:
             if self.text_embeddings.ndim != 2 or self.text_embeddings.shape[0] != len(self.concepts):
                 raise ValueError(
                     f"text embeddings must be ({len(self.concepts)}, d_clip), got {tuple(self.text_embeddings.shape)}"
                 )
-            self.text_embeddings = F.normalize(self.text_embeddings.detach().float().cpu(), dim=-1).contiguous()
+            self.text_embeddings = _unit_rows(self.text_embeddings)
 
     @property
     def dim(self) -> int:
