@@ -59,7 +59,8 @@ def cmd_cosegment(args: argparse.Namespace) -> int:
             ids, images = ids[: args.k], images[: args.k]
         text = prompt_embedding(loaded, archive.concept, archive.query.get("prompts"))
         inputs.append(ConceptImages(archive.concept, images, text, archive.context, ids, str(archive.path)))
-    encoder = create_dense_encoder(args.encoder, clip=loaded, checkpoint=args.encoder_checkpoint, device=loaded.device)
+    extra = {"device": loaded.device} if args.encoder.startswith("timm:") else {}
+    encoder = create_dense_encoder(args.encoder, clip=loaded, checkpoint=args.encoder_checkpoint, **extra)
     saliency = encoder if isinstance(encoder, ClipDenseEncoder) and encoder.path == "value" else None
     if not args.no_lgc and saliency is None:
         saliency = ClipDenseEncoder(loaded)

@@ -47,7 +47,7 @@ def square_pixels(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
     """Short side resized to `size`, centre crop: (N, 3, size, size) float pixels in [0, 1]."""
     out = []
     for image in images:
-        x = torch.from_numpy(np.ascontiguousarray(centre_square(image))).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(np.array(centre_square(image))).permute(2, 0, 1)[None].float() / 255
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
         out.append(x)
@@ -83,7 +83,7 @@ class ClipDenseEncoder:
             if len({im.shape for im in chunk}) == 1:
                 pixels = normalise_pixels(self.loaded, np.stack(chunk))  # (B, 3, S, S)
             else:
-                pixels = torch.cat([normalise_pixels(self.loaded, im[None]) for im in chunk])
+                pixels = torch.cat([normalise_pixels(self.loaded, np.array(im)[None]) for im in chunk])
             out.append(clip_dense_features(self.loaded.model.visual, pixels, self.path).cpu())
         return torch.cat(out)  # (N, gh, gw, d)
 
