@@ -1,0 +1,209 @@
+"""Batch retrieval: every registry concept searched at once, deduplicated, scored for strength, written as archives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from archives.archive import IMAGES, ITEMS, ITEMS_SCHEMA, QUERY, image_member, images_tar_bytes
+from archives.dedup import StoredVectors, greedy_dedup
+from archives.prompts import concept_embeddings, templates
+from archives.registry import Concept
+from archives.strength import background_stats, measure_strength, pool_sample
+from pipeline.embed import split_id
+from pipeline.io import atomic_path
+from pipeline.models import LoadedModel
+from pipeline.query import Hit, search
+from pipeline.shard_reader import read_shard
+
+SUMMARY = "archives.json"
+OVERFETCH = 4  # hits fetched per wanted item, so that near-duplicates can be dropped
+
+
+@dataclass
+class ArchiveResult:
+    """What one concept's archive holds, as printed and summarised in archives.json."""
+
+    concept: str
+    slug: str
+    items: int
+    duplicates_removed: int
+    strength: float
+    standouts: int
+    weak: bool
+    reason: str
+
+
+def run_dir(root: Path | str, model_id: str, run: str) -> Path:
+    """archives/{model_id}/{run}/ under the data root."""
+    return Path(root) / "archives" / model_id / run
+
+
+def build_archives(
+    root: Path | str,
+    loaded: LoadedModel,
+    concepts: list[Concept],
+    run: str,
+    template_set: str,
+    version: str = "v1",
+    k: int = 50,
+    dedup_threshold: float = 0.95,
+    pool: Path | str | None = None,
+    images: bool = True,
+) -> list[ArchiveResult]:
+    """Write one archive per concept under archives/{model_id}/{run}/ and the run's archives.json (last)."""
+    root = Path(root)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    if not concepts:
+        raise ValueError("no concepts to archive; add some with 'coarchive concepts add NAME'")
+    model_id = loaded.ref.model_id
+    index_dir = root / "index" / model_id / version
+    embeddings = root / "embeddings" / model_id
+    if not (index_dir / "index.json").is_file():
+        raise FileNotFoundError(f"no index at {index_dir}; run 'coarchive index' first")
+    info = json.loads((index_dir / "index.json").read_text())
+    if loaded.embed_dim != info["dim"]:
+        raise ValueError(
+            f"model {loaded.ref} embeds in dimension {loaded.embed_dim}, the index at {index_dir} has {info['dim']}"
+        )
+    pool = Path(pool) if pool is not None else root / "pool"
+    if images and not pool.is_dir():
+        raise FileNotFoundError(f"pool folder not found: {pool} (give --pool, or --no-images)")
+    templates(template_set)  # fail early on an unknown set
+
+    queries = concept_embeddings(loaded, concepts, template_set)  # (C, d) float32
+    fetch = min(int(info["count"]), OVERFETCH * k)
+    hits = search(index_dir, embeddings, queries, fetch)  # one batched search for all concepts
+    stored = StoredVectors(embeddings)
+    mean, std = background_stats(pool_sample(embeddings), queries)  # (C,), (C,)
+
+    out = run_dir(root, model_id, run)
+    (out / SUMMARY).unlink(missing_ok=True)  # no done marker while the run is being (re)written
+    kept_hits, results = [], []
+    for c, concept in enumerate(concepts):
+        vectors = stored.get([h.id for h in hits[c]])  # (n, d) float32
+        positions, dropped = greedy_dedup(vectors, dedup_threshold, k)
+        kept = [Hit(r + 1, h.id, h.score, h.key, h.url, h.caption) for r, h in enumerate(hits[c][i] for i in positions)]
+        power = measure_strength(np.array([h.score for h in kept]), mean[c], std[c], k, int(info["count"]))
+        query = {
+            "concept": concept.name,
+            "context": concept.context,
+            "synonyms": list(concept.synonyms),
+            "prompts": list(concept.prompts),
+            "templates": template_set,
+            "model": str(loaded.ref),
+            "model_id": model_id,
+            "index": {"version": version, "factory": info["factory"], "nprobe": info["nprobe"]},
+            "k": k,
+            "fetched": fetch,
+            "dedup_threshold": dedup_threshold,
+            "duplicates_removed": dropped,
+            "strength": round(power.strength, 6),
+            "standouts": power.standouts,
+            "standout_z": round(power.standout_z, 6),
+            "null_strength": round(power.null_strength, 6),
+            "weak": power.weak,
+            "weak_reason": power.reason,
+            "pool_mean": round(power.pool_mean, 6),  # background μ (see archives/strength.py)
+            "pool_std": round(power.pool_std, 6),  # background σ
+        }
+        _write_items(out / concept.slug, kept)
+        _write_json(out / concept.slug / QUERY, query)
+        kept_hits.append(kept)
+        results.append(
+            ArchiveResult(
+                concept.name,
+                concept.slug,
+                len(kept),
+                dropped,
+                power.strength,
+                power.standouts,
+                power.weak,
+                power.reason,
+            )
+        )
+    if images:
+        _write_images(out, concepts, kept_hits, pool)
+    else:
+        for concept in concepts:
+            (out / concept.slug / IMAGES).unlink(missing_ok=True)
+    _write_summary(out, loaded, template_set, version, k, results)
+    return results
+
+
+def _write_items(folder: Path, hits: list[Hit]) -> None:
+    table = pa.table(
+        {
+            "rank": pa.array([h.rank for h in hits], pa.int32()),
+            "id": pa.array([h.id for h in hits], pa.int64()),
+            "score": pa.array([h.score for h in hits], pa.float32()),
+            "key": pa.array([h.key for h in hits], pa.string()),
+            "url": pa.array([h.url for h in hits], pa.string()),
+        },
+        schema=ITEMS_SCHEMA,
+    )
+    with atomic_path(folder / ITEMS) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _write_images(out: Path, concepts: list[Concept], kept_hits: list[list[Hit]], pool: Path) -> None:
+    """images.tar per archive, with each pool shard read once for all concepts."""
+    wanted: dict[int, set[str]] = {}
+    for hits in kept_hits:
+        for h in hits:
+            wanted.setdefault(split_id(h.id)[0], set()).add(h.key)
+    data: dict[str, bytes] = {}
+    for shard, keys in sorted(wanted.items()):
+        tar = pool / f"{shard:05d}.tar"
+        if not tar.is_file():
+            raise FileNotFoundError(f"pool shard not found: {tar} (give --pool, or --no-images)")
+        for sample in read_shard(str(tar)).samples:
+            if sample.key in keys and sample.data:
+                data[sample.key] = sample.data
+    for concept, hits in zip(concepts, kept_hits, strict=True):
+        members = [(image_member(h.rank, h.key), data[h.key]) for h in hits if h.key in data]
+        with atomic_path(out / concept.slug / IMAGES) as tmp:
+            tmp.write_bytes(images_tar_bytes(members))
+
+
+def _write_summary(
+    out: Path, loaded: LoadedModel, template_set: str, version: str, k: int, results: list[ArchiveResult]
+) -> None:
+    """archives.json, the run's done marker; archives built earlier into the same run and not rebuilt are kept."""
+    entries = {r.slug: asdict(r) for r in results}
+    for folder in sorted(p for p in out.iterdir() if (p / QUERY).is_file() and p.name not in entries):
+        query = json.loads((folder / QUERY).read_text())
+        items = pq.read_metadata(folder / ITEMS).num_rows
+        entries[folder.name] = asdict(
+            ArchiveResult(
+                query["concept"],
+                folder.name,
+                items,
+                query["duplicates_removed"],
+                query["strength"],
+                query["standouts"],
+                query["weak"],
+                query.get("weak_reason", ""),
+            )
+        )
+    summary = {
+        "model": str(loaded.ref),
+        "model_id": loaded.ref.model_id,
+        "run": out.name,
+        "index_version": version,
+        "templates": template_set,
+        "k": k,
+        "concepts": [entries[s] for s in sorted(entries)],
+    }
+    _write_json(out / SUMMARY, summary)
