@@ -126,7 +126,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     co.add_argument("--root", required=True, help="data root holding archives/MODEL_ID/RUN/")
     co.add_argument("--model", default="toy", help="the CLIP the archives were retrieved with (text, LGC, 'clip')")
     co.add_argument("--run", required=True, help="archive run partition to read")
-    co.add_argument("--encoder", default="clip", help="dense encoder: 'clip', 'clip-tokens' or 'timm:MODEL_NAME'")
+    co.add_argument("--encoder", default="clip", help="clip (MaskCLIP), clip-tokens, clip-penultimate, timm:NAME")
     co.add_argument("--encoder-checkpoint", default=None, help="local weights for a timm encoder (never downloaded)")
     co.add_argument("--no-lgc", action="store_true", help="no language-guided co-segmentation")
     co.add_argument("--no-ce", action="store_true", help="no context elimination")

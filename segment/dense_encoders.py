@@ -54,19 +54,34 @@ def square_pixels(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
     return torch.cat(out)  # (N, 3, size, size)
 
 
+CLIP_PATHS = ("value", "tokens", "penultimate")
+
+
+def penultimate_tokens(visual: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """Patch tokens entering a CLIP ViT's last block, normed by its ln_1: (B, gh, gw, width), L2-normalised."""
+    from segment.clip_dense import vit_tokens_before_last_block
+
+    x, (gh, gw) = vit_tokens_before_last_block(visual, pixels)
+    x = visual.transformer.resblocks[-1].ln_1(x)[:, 1:]  # (B, gh * gw, width)
+    return F.normalize(x.float(), dim=-1).reshape(pixels.shape[0], gh, gw, -1)
+
+
 class ClipDenseEncoder:
-    """MaskCLIP dense features of an open_clip ViT (the last block's value path, or its regular token path)."""
+    """Dense features of an open_clip ViT: MaskCLIP's value path, the regular token path, or the penultimate tokens.
+
+    "value" and "tokens" live in the joint image-text space; "penultimate" (the image tower's own patch tokens, as a
+    self-supervised ViT's last-block tokens would be used) does not, and cannot serve as LGC saliency.
+    """
 
     def __init__(self, loaded: Any, path: str = "value", batch_size: int = 64) -> None:
-        from segment.clip_dense import DENSE_PATHS
-
-        if path not in DENSE_PATHS:
-            raise ValueError(f"unknown dense path {path!r}; choose from {sorted(DENSE_PATHS)}")
+        if path not in CLIP_PATHS:
+            raise ValueError(f"unknown dense path {path!r}; choose from {list(CLIP_PATHS)}")
         self.loaded = loaded
         self.path = path
         self.batch_size = batch_size
         self.input_size = int(loaded.image_size)
-        self.dim = int(loaded.embed_dim)
+        width = int(loaded.model.visual.transformer.resblocks[-1].ln_1.weight.shape[0])
+        self.dim = width if path == "penultimate" else int(loaded.embed_dim)
         suffix = "" if path == "value" else f"-{path}"
         self.name = f"clip{suffix}:{loaded.ref}"
 
@@ -84,7 +99,11 @@ class ClipDenseEncoder:
                 pixels = normalise_pixels(self.loaded, np.stack(chunk))  # (B, 3, S, S)
             else:
                 pixels = torch.cat([normalise_pixels(self.loaded, np.array(im)[None]) for im in chunk])
-            out.append(clip_dense_features(self.loaded.model.visual, pixels, self.path).cpu())
+            visual = self.loaded.model.visual
+            if self.path == "penultimate":
+                out.append(penultimate_tokens(visual, pixels).cpu())
+            else:
+                out.append(clip_dense_features(visual, pixels, self.path).cpu())
         return torch.cat(out)  # (N, gh, gw, d)
 
 
@@ -157,13 +176,14 @@ class TimmDenseEncoder:
 def create_dense_encoder(
     spec: str, clip: Any = None, checkpoint: str | Path | None = None, **kwargs: Any
 ) -> DenseEncoder:
-    """A dense encoder from a spec: 'clip' (the given CLIP's MaskCLIP features), 'clip-tokens', or 'timm:MODEL'."""
-    if spec in ("clip", "clip-tokens"):
+    """A dense encoder from a spec: 'clip' (MaskCLIP value path), 'clip-tokens', 'clip-penultimate', 'timm:MODEL'."""
+    if spec == "clip" or (spec.startswith("clip-") and spec[5:] in CLIP_PATHS):
         if clip is None:
             raise ValueError(f"encoder {spec!r} needs a loaded CLIP model")
         if checkpoint is not None:
             raise ValueError("--encoder-checkpoint applies to timm encoders; the CLIP comes from --model")
-        return ClipDenseEncoder(clip, path="value" if spec == "clip" else "tokens", **kwargs)
+        return ClipDenseEncoder(clip, path="value" if spec == "clip" else spec[5:], **kwargs)
     if spec.startswith("timm:") and spec[5:]:
         return TimmDenseEncoder(spec[5:], checkpoint=checkpoint, **kwargs)
-    raise ValueError(f"unknown dense encoder {spec!r}; use 'clip', 'clip-tokens' or 'timm:MODEL_NAME'")
+    choices = ", ".join(["clip", *(f"clip-{p}" for p in CLIP_PATHS[1:]), "timm:MODEL_NAME"])
+    raise ValueError(f"unknown dense encoder {spec!r}; use one of {choices}")

@@ -112,6 +112,7 @@ def measure_bank_quality(
     k: int = 50,
     encoder: DenseEncoder | None = None,
     variants: dict[str, tuple[bool, bool]] | None = None,
+    with_saliency: bool = True,
     progress: bool = False,
 ) -> BankQuality:
     """Build banks for each (LGC, CE) variant from toy archives and measure dense IoU on held-out scenes."""
@@ -134,7 +135,8 @@ def measure_bank_quality(
         bank = build_bank(archives, encoder, saliency, lgc=lgc, ce=ce)
         seeds[name] = seed_hit_rate(bank, archives, spec, lambda a: pool_masks[a.ids])
         iou[f"bank {name}"] = score(label_with_bank(encoder, bank, bench))
-        iou[f"bank {name} x saliency"] = score(label_with_bank(encoder, bank, bench, saliency=saliency))
+        if with_saliency:  # ReCo's inference: sigmoid(cos to reference) x DenseCLIP saliency of the concept
+            iou[f"bank {name} x saliency"] = score(label_with_bank(encoder, bank, bench, saliency=saliency))
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
     settings["rare_rate"] = spec.rare_rate
     return BankQuality(iou, precision, seeds, settings)
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-size", type=int, default=500)
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--rare-rate", type=float, default=0.005)
-    parser.add_argument("--encoder", default="clip", help="clip, clip-tokens or timm:NAME")
+    parser.add_argument("--encoder", default="clip", help="clip, clip-tokens, clip-penultimate or timm:NAME")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)

@@ -74,6 +74,11 @@ def test_clip_encoder_matches_maskclip_features(toy_model) -> None:
     mixed = enc.encode([batch[0], images(1, 120, 120)[0]])  # different sizes in one batch
     assert mixed.shape == (2, 12, 12, 128)
     assert create_dense_encoder("clip-tokens", clip=toy_model).path == "tokens"
+    pen = create_dense_encoder("clip-penultimate", clip=toy_model)
+    assert pen.name == "clip-penultimate:toy" and pen.dim == 128
+    pen_feats = pen.encode(batch)
+    assert pen_feats.shape == (3, 12, 12, 128) and torch.allclose(pen_feats.norm(dim=-1), torch.ones(3, 12, 12))
+    assert not torch.allclose(pen_feats, feats, atol=1e-2)
 
 
 def test_bad_specs_and_inputs_raise(toy_model) -> None:
