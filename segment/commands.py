@@ -29,6 +29,23 @@ def prompt_embedding(loaded, concept: str, prompts: list[str] | None):
     return F.normalize(F.normalize(emb, dim=-1).mean(0), dim=0).cpu()
 
 
+def archive_text_embedding(loaded, query: dict):
+    """The text embedding (d,) the archive was retrieved with, rebuilt from its query.json.
+
+    With a template set ('templates', as the archive builder writes): every term (name, synonyms) in every template
+    plus the concept's own prompts, exactly as retrieval embedded them; otherwise `prompt_embedding` of its prompts.
+    """
+    import torch
+
+    if query.get("templates"):
+        from archives.prompts import concept_embeddings
+        from archives.registry import Concept
+
+        concept = Concept(str(query["concept"]), tuple(query.get("synonyms") or ()), tuple(query.get("prompts") or ()))
+        return torch.from_numpy(concept_embeddings(loaded, [concept], str(query["templates"]))[0])
+    return prompt_embedding(loaded, str(query["concept"]), query.get("prompts"))
+
+
 def cmd_cosegment(args: argparse.Namespace) -> int:
     """Co-segment every concept archive of a run into a segment bank (ReCo: LGC and context elimination)."""
     import torch
@@ -57,7 +74,7 @@ def cmd_cosegment(args: argparse.Namespace) -> int:
         ids, images = archive_images(archive, pool)
         if args.k is not None:
             ids, images = ids[: args.k], images[: args.k]
-        text = prompt_embedding(loaded, archive.concept, archive.query.get("prompts"))
+        text = archive_text_embedding(loaded, archive.query)
         inputs.append(ConceptImages(archive.concept, images, text, archive.context, ids, str(archive.path)))
     extra = {"device": loaded.device} if args.encoder.startswith("timm:") else {}
     encoder = create_dense_encoder(args.encoder, clip=loaded, checkpoint=args.encoder_checkpoint, **extra)

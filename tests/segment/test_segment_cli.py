@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.toy.export import jpeg_bytes
 from pipeline.toy.world import WorldSpec, render_scene
 from segment.bank import SegmentBank
-from segment.commands import prompt_embedding
+from segment.commands import archive_text_embedding, prompt_embedding
 
 CONCEPTS = {"grass": True, "sky": True, "circle": False, "square": False}  # concept -> context
 PER_ARCHIVE = 5
@@ -78,6 +78,7 @@ def test_cosegment_end_to_end(archive_root: Path, toy_model, capsys: pytest.Capt
     assert bank.provenance["run"] == "r1" and bank.provenance["model_id"] == "toy"
     prompts = ["a photo of a {}.", "there is a square in the scene."]
     assert torch.allclose(bank.text_embeddings[3], prompt_embedding(toy_model, "square", prompts), atol=1e-5)
+    assert torch.allclose(bank.text_embeddings[1], prompt_embedding(toy_model, "grass", None), atol=1e-5)
     # The CLIP encoder's references live in the joint space: a stuff reference is nearest its own class name.
     for c in ("grass", "sky"):
         assert int((bank.text_embeddings @ bank.reference(c)).argmax()) == bank.index(c)
@@ -114,3 +115,15 @@ def test_bank_import_reco(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert SegmentBank.load(tmp_path / "b").concepts == ["tree", "road"]
     assert main(["bank", "show", str(tmp_path / "missing")]) == 2
     assert "not a segment bank" in capsys.readouterr().err
+
+
+def test_text_embedding_follows_the_archive_builders_query(toy_model) -> None:
+    from archives.prompts import concept_embeddings
+    from archives.registry import Concept
+
+    query = {"concept": "heart", "synonyms": ["love heart"], "prompts": ["a heart shape."], "templates": "toy"}
+    expected = concept_embeddings(toy_model, [Concept("heart", ("love heart",), ("a heart shape.",))], "toy")[0]
+    got = archive_text_embedding(toy_model, query)
+    assert got.shape == (128,) and torch.allclose(got, torch.from_numpy(expected), atol=1e-6)
+    fallback = archive_text_embedding(toy_model, {"concept": "heart"})  # no template set: the toy templates
+    assert torch.allclose(fallback, prompt_embedding(toy_model, "heart", []))
