@@ -11,92 +11,34 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def prompt_embedding(loaded, concept: str, prompts: list[str] | None):
-    """A concept's text embedding (d,) float32: the mean of its normalised prompt embeddings, renormalised.
-
-    Prompts holding '{}' are templates filled with the concept; without prompts, the toy templates are used.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from pipeline.toy.quality import text_embeddings
-
-    if not prompts:
-        return text_embeddings(loaded, [concept])[0]
-    texts = [p.format(concept) if "{}" in p else p for p in prompts]
-    with torch.no_grad():
-        emb = loaded.model.encode_text(loaded.tokenizer(texts).to(loaded.device)).float()
-    return F.normalize(F.normalize(emb, dim=-1).mean(0), dim=0).cpu()
-
-
-def archive_text_embedding(loaded, query: dict):
-    """The text embedding (d,) the archive was retrieved with, rebuilt from its query.json.
-
-    With a template set ('templates', as the archive builder writes): every term (name, synonyms) in every template
-    plus the concept's own prompts, exactly as retrieval embedded them; otherwise `prompt_embedding` of its prompts.
-    """
-    import torch
-
-    if query.get("templates"):
-        from archives.prompts import concept_embeddings
-        from archives.registry import Concept
-
-        concept = Concept(str(query["concept"]), tuple(query.get("synonyms") or ()), tuple(query.get("prompts") or ()))
-        return torch.from_numpy(concept_embeddings(loaded, [concept], str(query["templates"]))[0])
-    return prompt_embedding(loaded, str(query["concept"]), query.get("prompts"))
-
-
 def cmd_cosegment(args: argparse.Namespace) -> int:
     """Co-segment every concept archive of a run into a segment bank (ReCo: LGC and context elimination)."""
     import torch
 
-    from archives.archive import archive_images, list_archives
     from pipeline.models import load_model
-    from segment.cosegment import ConceptImages, build_bank
-    from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
+    from segment.bank_from_archives import bank_from_run
 
     start = time.perf_counter()
-    if args.k is not None and args.k < 2:
-        raise ValueError(f"--k must be at least 2, got {args.k}")
     loaded = load_model(args.model, device=args.device)
-    model_id = loaded.ref.model_id
-    run_dir = Path(args.root) / "archives" / model_id / args.run
-    archives = list_archives(run_dir)
-    if args.concepts:
-        known = {a.concept: a for a in archives}
-        missing = [c for c in _csv(args.concepts) if c not in known]
-        if missing:
-            raise ValueError(f"no archive for {', '.join(missing)} in {run_dir}; have {', '.join(known)}")
-        archives = [known[c] for c in _csv(args.concepts)]
-    pool = Path(args.pool) if args.pool else Path(args.root) / "pool"
-    inputs = []
-    for archive in archives:
-        ids, images = archive_images(archive, pool)
-        if args.k is not None:
-            ids, images = ids[: args.k], images[: args.k]
-        text = archive_text_embedding(loaded, archive.query)
-        inputs.append(ConceptImages(archive.concept, images, text, archive.context, ids, str(archive.path)))
-    extra = {"device": loaded.device} if args.encoder.startswith("timm:") else {}
-    encoder = create_dense_encoder(args.encoder, clip=loaded, checkpoint=args.encoder_checkpoint, **extra)
-    saliency = encoder if isinstance(encoder, ClipDenseEncoder) and encoder.path == "value" else None
-    if not args.no_lgc and saliency is None:
-        saliency = ClipDenseEncoder(loaded)
     torch.set_grad_enabled(False)
-    provenance = {"model": str(loaded.ref), "model_id": model_id, "run": args.run, "archives": str(run_dir)}
-    bank = build_bank(
-        inputs,
-        encoder,
-        saliency,
+    bank, images = bank_from_run(
+        loaded,
+        Path(args.root) / "archives" / loaded.ref.model_id / args.run,
+        pool=Path(args.pool) if args.pool else Path(args.root) / "pool",
+        encoder=args.encoder,
+        encoder_checkpoint=args.encoder_checkpoint,
         lgc=not args.no_lgc,
         ce=not args.no_ce,
+        concepts=_csv(args.concepts) if args.concepts else None,
+        k=args.k,
         progress=not args.quiet,
-        provenance=provenance,
     )
+    model_id = loaded.ref.model_id
     out = Path(args.out) if args.out else Path(args.root) / "banks" / model_id / args.run
     bank.save(out)
     context = bank.params["context"]
     print(
-        f"wrote a bank of {len(bank.concepts)} concepts ({sum(len(i.images) for i in inputs)} images, "
+        f"wrote a bank of {len(bank.concepts)} concepts ({images} images, "
         f"encoder {bank.encoder}, dim {bank.dim}, LGC {'on' if bank.params['lgc'] else 'off'}, "
         f"CE {'on' if bank.params['ce'] else 'off'} with {len(context)} context concepts) "
         f"to {out} in {time.perf_counter() - start:.1f} s"
@@ -143,7 +85,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     co.add_argument("--root", required=True, help="data root holding archives/MODEL_ID/RUN/")
     co.add_argument("--model", default="toy", help="the CLIP the archives were retrieved with (text, LGC, 'clip')")
     co.add_argument("--run", required=True, help="archive run partition to read")
-    co.add_argument("--encoder", default="clip", help="clip (MaskCLIP), clip-tokens, clip-penultimate, timm:NAME")
+    co.add_argument(
+        "--encoder",
+        default="clip-penultimate",  # bank_from_archives.DEFAULT_ENCODER, without importing torch here
+        help="dense features to co-segment: clip-penultimate (the CLIP image tower's own patch tokens; best on the "
+        "toy world, see README), clip (MaskCLIP value path), clip-tokens, or timm:NAME (e.g. a DINO ViT)",
+    )
     co.add_argument("--encoder-checkpoint", default=None, help="local weights for a timm encoder (never downloaded)")
     co.add_argument("--no-lgc", action="store_true", help="no language-guided co-segmentation")
     co.add_argument("--no-ce", action="store_true", help="no context elimination")

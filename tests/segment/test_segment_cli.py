@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.toy.export import jpeg_bytes
 from pipeline.toy.world import WorldSpec, render_scene
 from segment.bank import SegmentBank
-from segment.commands import archive_text_embedding, prompt_embedding
+from segment.bank_from_archives import archive_text_embedding, prompt_embedding
 
 CONCEPTS = {"grass": True, "sky": True, "circle": False, "square": False}  # concept -> context
 PER_ARCHIVE = 5
@@ -65,7 +65,8 @@ def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cosegment_end_to_end(archive_root: Path, toy_model, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--quiet", "cosegment", "--root", str(archive_root), "--model", "toy", "--run", "r1"]) == 0
+    args = ["--quiet", "cosegment", "--root", str(archive_root), "--model", "toy", "--run", "r1", "--encoder", "clip"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "wrote a bank of 4 concepts (20 images" in out and "2 context concepts" in out
     bank = SegmentBank.load(archive_root / "banks" / "toy" / "r1")
@@ -127,3 +128,11 @@ def test_text_embedding_follows_the_archive_builders_query(toy_model) -> None:
     assert got.shape == (128,) and torch.allclose(got, torch.from_numpy(expected), atol=1e-6)
     fallback = archive_text_embedding(toy_model, {"concept": "heart"})  # no template set: the toy templates
     assert torch.allclose(fallback, prompt_embedding(toy_model, "heart", []))
+
+
+def test_cosegment_defaults_to_the_penultimate_clip_tokens(archive_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bank"
+    assert main(["--quiet", "cosegment", "--root", str(archive_root), "--run", "r1", "--out", str(out)]) == 0
+    bank = SegmentBank.load(out)
+    assert bank.encoder == "clip-penultimate:toy" and bank.dim == 128 and bank.params["lgc"]
+    assert bank.params["saliency"] == "clip:toy"  # LGC saliency still comes from the MaskCLIP value path
