@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from pipeline.demo_banks import archive_section, bank_section
 from pipeline.embed import EmbedStage
 from pipeline.executors import LocalExecutor
 from pipeline.index import build_index
@@ -121,7 +122,9 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
     data = Path(out) / "data"
     generate_toy_world(data, spec, seed=seed, pool_size=pool_size, shard_size=500, bench_size=50, progress=progress)
     loaded = load_model("toy", device="cpu")
-    sections = [_retrieval_section(loaded, data, spec, progress), _dense_section(loaded, data, spec)]
+    sections = [_retrieval_section(loaded, data, spec, progress)]
+    archives_section, archives = archive_section(loaded, data, spec)
+    sections += [archives_section, bank_section(loaded, data, spec, archives), _dense_section(loaded, data, spec)]
     timing = {"seconds": round(time.time() - start, 1), "pool_size": pool_size, "seed": seed}
     sections.insert(
         0,

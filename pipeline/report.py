@@ -24,6 +24,17 @@ def data_uri(image: np.ndarray | Image.Image, scale: int = 1) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+HEAT_STOPS = np.array([[8, 8, 40], [120, 30, 140], [230, 90, 40], [255, 240, 120]], np.float32)  # dark to bright
+
+
+def heat_map(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) uint8 colours from dark blue through purple and orange to yellow."""
+    x = np.clip(np.asarray(values, np.float32), 0, 1) * (len(HEAT_STOPS) - 1)
+    low = np.minimum(x.astype(np.int64), len(HEAT_STOPS) - 2)
+    frac = (x - low)[..., None]
+    return (HEAT_STOPS[low] * (1 - frac) + HEAT_STOPS[low + 1] * frac).round().astype(np.uint8)
+
+
 @dataclass
 class Tile:
     """One picture in a grid, with a caption under it and an optional warning colour."""
