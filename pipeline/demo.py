@@ -16,36 +16,13 @@ from pipeline.executors import LocalExecutor
 from pipeline.index import build_index
 from pipeline.models import load_model
 from pipeline.query import search, thumbnails
-from pipeline.report import Section, Tile, data_uri, write_report
+from pipeline.report import PALETTE, Section, Tile, colourise, data_uri, write_report
 from pipeline.stage import run_stage
 from pipeline.toy.export import generate_toy_world
 from pipeline.toy.quality import dense_labels, text_embeddings
 from pipeline.toy.world import COLOURS, WorldSpec
 
 DEMO_CONCEPTS = ("circle", "star", "ring", "cross", "heart", "crescent")
-PALETTE = np.array(
-    [
-        [62, 140, 52],
-        [38, 96, 178],
-        [214, 184, 124],
-        [158, 68, 48],
-        [128, 178, 238],
-        [230, 25, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [0, 0, 0],
-    ],
-    dtype=np.uint8,
-)
-
-
-def colourise(mask: np.ndarray) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 colours of the demo palette."""
-    return PALETTE[np.minimum(mask, len(PALETTE) - 1)]
 
 
 def _truth(data: Path) -> dict[str, list[str]]:

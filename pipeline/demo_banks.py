@@ -12,7 +12,7 @@ from archives.archive import archive_images, read_archive
 from archives.registry import Concept, save_registry
 from archives.retrieve import build_archives, run_dir
 from archives.toy_quality import archive_precision, load_truth
-from pipeline.report import Section, Tile, data_uri, heat_map
+from pipeline.report import Section, Tile, colourise, data_uri, heat_map
 from pipeline.toy.quality import dense_labels, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.bank_from_archives import bank_from_run
@@ -22,6 +22,7 @@ from segment.toy_bank_quality import bank_logits
 
 ABSENT = ("dog",)  # a concept the toy pool never shows: its archive must come out weak
 RUN = "demo"
+TEMPERATURE = 0.05  # softmax over concepts of cos / T for the heat maps
 
 
 def demo_concepts(spec: WorldSpec) -> list[Concept]:
@@ -95,14 +96,18 @@ def bank_section(loaded, data: Path, spec: WorldSpec, archives: Path, shown: int
     rows = [["class", "IoU, text prompts (MaskCLIP)", "IoU, segment bank"]]
     rows += [[c, f"{iou['text'][i]:.2f}", f"{iou['bank'][i]:.2f}"] for i, c in enumerate(spec.classes)]
     rows.append(["mIoU", f"{np.nanmean(iou['text']):.2f}", f"{np.nanmean(iou['bank']):.2f}"])
+    probs = torch.softmax(scores / TEMPERATURE, dim=1)  # (N, C, H, W): how surely each pixel goes to each concept
     grids = []
     for n in range(min(shown, len(ids))):
-        tiles = [Tile(data_uri(images[n], 2), "image")]
-        lo, hi = float(scores[n].min()), float(scores[n].max())  # one scale for every concept of the image
+        tiles = [
+            Tile(data_uri(images[n]), "image"),
+            Tile(data_uri(colourise(masks[n])), "truth"),
+            Tile(data_uri(colourise(bank_pred[n])), "bank labels"),
+        ]
         for c, name in enumerate(spec.classes):
             if name in spec.things:
-                tiles.append(Tile(data_uri(heat_map((scores[n, c].numpy() - lo) / (hi - lo + 1e-6)), 2), name))
-        grids.append((f"{ids[n]}: cosine to each thing's reference", tiles))
+                tiles.append(Tile(data_uri(heat_map(probs[n, c].numpy())), name))
+        grids.append((f"{ids[n]}: image, truth, bank labels, then each thing's heat map", tiles))
     text = (
         f"coarchive cosegment turned the {count} world archives ({used} images) into a segment bank with "
         f"{bank.encoder} features, language-guided co-segmentation and context elimination (context concepts "

@@ -24,6 +24,31 @@ def data_uri(image: np.ndarray | Image.Image, scale: int = 1) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+PALETTE = np.array(
+    [
+        [62, 140, 52],
+        [38, 96, 178],
+        [214, 184, 124],
+        [158, 68, 48],
+        [128, 178, 238],
+        [230, 25, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [0, 0, 0],
+    ],
+    dtype=np.uint8,
+)
+
+
+def colourise(mask: np.ndarray) -> np.ndarray:
+    """(H, W) class indices -> (H, W, 3) uint8 colours of the demo palette."""
+    return PALETTE[np.minimum(mask, len(PALETTE) - 1)]
+
+
 HEAT_STOPS = np.array([[8, 8, 40], [120, 30, 140], [230, 90, 40], [255, 240, 120]], np.float32)  # dark to bright
 
 
