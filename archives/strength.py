@@ -13,14 +13,13 @@ stand clearly above the k-th best score of such a pool (a rare concept with fewe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
-from pipeline.index import embedding_shards
+from pipeline.index import embedding_shards, sample_vectors
 
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 0
@@ -47,14 +46,7 @@ class Strength:
 def pool_sample(embeddings: Path, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED) -> np.ndarray:
     """Up to `size` stored pool vectors (n, d) float32, drawn evenly across shards with a fixed seed."""
     embeddings = Path(embeddings)
-    arrays = [np.load(embeddings / f"{s:05d}.npy", mmap_mode="r") for s in embedding_shards(embeddings)]
-    fraction = min(1.0, size / max(1, sum(len(a) for a in arrays)))
-    rng = np.random.default_rng(seed)
-    parts = []
-    for vectors in arrays:  # (n_s, d) float16
-        take = np.sort(rng.choice(len(vectors), min(len(vectors), math.ceil(len(vectors) * fraction)), replace=False))
-        parts.append(np.asarray(vectors[take], dtype=np.float32))
-    return np.concatenate(parts)[:size]  # (n, d) float32
+    return sample_vectors(embeddings, embedding_shards(embeddings), size, seed)[:size]
 
 
 def background_stats(sample: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -213,7 +213,7 @@ def _drift(info: dict, plan: IndexPlan, max_imbalance: float) -> str | None:
 def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress) -> dict:
     index_dir.mkdir(parents=True, exist_ok=True)
     if not (index_dir / TRAINED).is_file():
-        sample = _training_sample(embeddings, shards, train_size, seed)
+        sample = sample_vectors(embeddings, shards, train_size, seed)
         index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
         index.train(sample)
         with atomic_path(index_dir / TRAINED) as tmp:
@@ -292,8 +292,8 @@ def _factory_of(index: faiss.Index) -> str:
     return f"IVF{ivf.nlist},Flat"
 
 
-def _training_sample(embeddings: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
-    """Up to `size` vectors drawn evenly from every shard (never the whole pool in memory)."""
+def sample_vectors(embeddings: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
+    """About `size` vectors (n, d) float32 drawn evenly from every shard with a fixed seed (never the whole pool)."""
     rng = np.random.default_rng(seed)
     counts = [np.load(embeddings / f"{s:05d}.npy", mmap_mode="r").shape[0] for s in shards]
     fraction = min(1.0, size / max(1, sum(counts)))

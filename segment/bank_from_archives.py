@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from archives.archive import Archive, archive_images, list_archives
 from segment.bank import SegmentBank
@@ -16,19 +15,14 @@ from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
 DEFAULT_ENCODER = "clip-penultimate"
 
 
-@torch.no_grad()
 def prompt_embedding(loaded: Any, concept: str, prompts: list[str] | None) -> torch.Tensor:
     """A concept's text embedding (d,) float32: the mean of its normalised prompt embeddings, renormalised.
 
     Prompts holding '{}' are templates filled with the concept; without prompts, the toy templates are used.
     """
-    from pipeline.toy.quality import text_embeddings
+    from pipeline.toy.quality import TEMPLATES, text_embeddings
 
-    if not prompts:
-        return text_embeddings(loaded, [concept])[0]
-    texts = [p.format(concept) if "{}" in p else p for p in prompts]
-    emb = loaded.model.encode_text(loaded.tokenizer(texts).to(loaded.device)).float()
-    return F.normalize(F.normalize(emb, dim=-1).mean(0), dim=0).cpu()
+    return text_embeddings(loaded, [concept], tuple(prompts) if prompts else TEMPLATES)[0]
 
 
 def archive_text_embedding(loaded: Any, query: dict) -> torch.Tensor:
