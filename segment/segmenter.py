@@ -1,0 +1,104 @@
+"""The Segmenter contract (HxWx3 uint8 RGB in; per-concept score maps and labels out) and the segmenter registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Segmentation:
+    """One image's result: per-concept scores (higher = more likely) and the label map (indices into `concepts`)."""
+
+    concepts: list[str]
+    scores: torch.Tensor  # (C, H, W) float32
+    labels: np.ndarray  # (H, W) int64
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How an evaluation feeds images to a segmenter: whole image, short side resized, or a sliding window."""
+
+    mode: str = "whole"  # "whole" | "resize" (short side to `size`) | "slide" (`size` windows at `stride`)
+    size: int | None = None
+    stride: int | None = None
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """The input contract: an (H, W, 3) uint8 RGB array; ValueError naming what was given otherwise."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}".strip()
+        raise ValueError(f"a segmenter takes (H, W, 3) uint8 RGB images, got {got}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return image
+
+
+def check_concepts(concepts: Sequence[str]) -> list[str]:
+    """A non-empty list of distinct concept names."""
+    concepts = [str(c) for c in concepts]
+    if not concepts:
+        raise ValueError("no concepts to segment")
+    if len(set(concepts)) != len(concepts):
+        raise ValueError(f"duplicate concepts: {concepts}")
+    return concepts
+
+
+class Segmenter(ABC):
+    """Segments images into named concepts; `predict_batch` is the one method an implementation must provide."""
+
+    name: str = "segmenter"
+    protocol: Protocol = Protocol()  # how `coarchive eval` should feed it images
+
+    @abstractmethod
+    def predict_batch(self, images: Sequence[np.ndarray], concepts: Sequence[str]) -> list[Segmentation]:
+        """Segment each (H, W, 3) uint8 image into `concepts`; one Segmentation per image, at the image's size."""
+
+    def predict(self, image: np.ndarray, concepts: Sequence[str]) -> Segmentation:
+        """Segment one image."""
+        return self.predict_batch([image], concepts)[0]
+
+
+_REGISTRY: dict[str, Callable[..., Segmenter]] = {}
+
+
+def register_segmenter(name: str) -> Callable[[Callable[..., Segmenter]], Callable[..., Segmenter]]:
+    """Class or factory decorator: make a segmenter available to `create_segmenter(name, ...)`."""
+
+    def add(factory: Callable[..., Segmenter]) -> Callable[..., Segmenter]:
+        if name in _REGISTRY:
+            raise ValueError(f"segmenter {name!r} is registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def available_segmenters() -> list[str]:
+    """Names of the registered segmenters."""
+    _import_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_segmenter(name: str, **kwargs) -> Segmenter:
+    """A segmenter by registry name ('reco', later 'zegclip' and 'car'), built with `kwargs`."""
+    _import_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown segmenter {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}")
+    return _REGISTRY[name](**kwargs)
+
+
+def _import_builtin() -> None:
+    """Import the built-in segmenters so that they register themselves."""
+    import importlib
+
+    for module in ("segment.reco",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
