@@ -88,6 +88,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         dedup_threshold=args.dedup_threshold,
         pool=args.pool,
         images=args.images,
+        progress=not args.quiet,
     )
     print(f"{'concept':<20} {'items':>5} {'dups':>5} {'strength':>8} {'standouts':>9}  weak")
     for r in results:

@@ -55,6 +55,7 @@ def build_archives(
     dedup_threshold: float = 0.95,
     pool: Path | str | None = None,
     images: bool = True,
+    progress: bool = False,
 ) -> list[ArchiveResult]:
     """Write one archive per concept under archives/{model_id}/{run}/ and the run's archives.json (last)."""
     root = Path(root)
@@ -129,7 +130,7 @@ def build_archives(
             )
         )
     if images:
-        _write_images(out, concepts, kept_hits, pool)
+        _write_images(out, concepts, kept_hits, pool, progress)
     else:
         for concept in concepts:
             (out / concept.slug / IMAGES).unlink(missing_ok=True)
@@ -157,14 +158,18 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _write_images(out: Path, concepts: list[Concept], kept_hits: list[list[Hit]], pool: Path) -> None:
+def _write_images(
+    out: Path, concepts: list[Concept], kept_hits: list[list[Hit]], pool: Path, progress: bool = False
+) -> None:
     """images.tar per archive, with each pool shard read once for all concepts."""
+    from tqdm import tqdm
+
     wanted: dict[int, set[str]] = {}
     for hits in kept_hits:
         for h in hits:
             wanted.setdefault(split_id(h.id)[0], set()).add(h.key)
     data: dict[str, bytes] = {}
-    for shard, keys in sorted(wanted.items()):
+    for shard, keys in tqdm(sorted(wanted.items()), desc="archive images", unit="shard", disable=not progress):
         tar = pool / f"{shard:05d}.tar"
         if not tar.is_file():
             raise FileNotFoundError(f"pool shard not found: {tar} (give --pool, or --no-images)")
