@@ -1,0 +1,187 @@
+"""ReCo's component ablation on the toy world: DenseCLIP saliency, LGC, CE and CRF, step by step, on held-out scenes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, render_many, text_embeddings
+from pipeline.toy.world import WorldSpec
+from segment.bank import SegmentBank
+from segment.cosegment import build_bank
+from segment.dense_encoders import ClipDenseEncoder, DenseEncoder, create_dense_encoder
+from segment.metrics import confusion_matrix, iou_per_class, pixel_accuracy
+from segment.reco import SALIENCY_TEMPERATURE, ReCoSegmenter
+from segment.toy_bank_quality import toy_archives
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the ablation: which bank (LGC, CE) and which inference (saliency product, CRF)."""
+
+    lgc: bool
+    ce: bool
+    saliency: bool
+    crf: bool
+    temperature: float = SALIENCY_TEMPERATURE
+
+
+# ReCo's table, in the paper's order: every row after "none" keeps the DenseCLIP saliency product.
+PAPER_STEPS = {
+    "none": Step(False, False, False, False),
+    "+DenseCLIP": Step(False, False, True, False),
+    "+LGC": Step(True, False, True, False),
+    "+CE": Step(False, True, True, False),
+    "+both": Step(True, True, True, False),
+    "+CRF": Step(True, True, True, True),
+}
+# The same banks without the saliency product, to separate the bank components from the inference rule.
+NO_SALIENCY_STEPS = {
+    "LGC, no saliency": Step(True, False, False, False),
+    "CE, no saliency": Step(False, True, False, False),
+    "both, no saliency": Step(True, True, False, False),
+    "both+CRF, no saliency": Step(True, True, False, True),
+}
+TEXT = "text (MaskCLIP)"
+
+
+@dataclass
+class AblationResult:
+    """mIoU, pixel accuracy and per-class IoU of each ablation row on the toy benchmark."""
+
+    miou: dict[str, float]
+    pixel_accuracy: dict[str, float]
+    iou: dict[str, dict[str, float]]  # row -> class -> IoU
+    settings: dict = field(default_factory=dict)
+
+    def things_miou(self, row: str, things: list[str]) -> float:
+        """Mean IoU of `row` over the thing classes."""
+        return float(np.nanmean([self.iou[row][c] for c in things]))
+
+
+def evaluate_labels(pred: np.ndarray, masks: np.ndarray, classes: list[str]) -> tuple[float, float, dict[str, float]]:
+    """mIoU, pixel accuracy and per-class IoU of (N, H, W) predictions against ground-truth masks."""
+    confusion = confusion_matrix(pred, masks, len(classes))
+    iou = iou_per_class(confusion)
+    return float(np.nanmean(iou)), pixel_accuracy(confusion), dict(zip(classes, iou.tolist(), strict=True))
+
+
+def segment_all(segmenter: ReCoSegmenter, images: np.ndarray, classes: list[str], batch: int = 64) -> np.ndarray:
+    """(N, H, W) uint8 labels of every image, concepts in `classes` order."""
+    out = []
+    for start in range(0, len(images), batch):
+        results = segmenter.predict_batch(list(images[start : start + batch]), classes)
+        out.append(np.stack([r.labels for r in results]).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def measure_reco_ablation(
+    loaded,
+    spec: WorldSpec | None = None,
+    pool_size: int = 10_000,
+    bench_size: int = 500,
+    k: int = 50,
+    encoder: DenseEncoder | None = None,
+    steps: dict[str, Step] | None = None,
+    progress: bool = False,
+) -> AblationResult:
+    """Build one bank per (LGC, CE) pair from toy archives; segment held-out scenes with ReCo for every step."""
+    spec = spec or WorldSpec()
+    steps = steps or PAPER_STEPS
+    saliency = ClipDenseEncoder(loaded)
+    encoder = encoder or create_dense_encoder("clip-penultimate", clip=loaded)
+    pool_images, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    archives, precision = toy_archives(loaded, spec, pool_images, pool_masks, k)
+    del pool_images, pool_masks
+    bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    classes = list(spec.classes)
+    rows: dict[str, tuple[float, float, dict[str, float]]] = {}
+    rows[TEXT] = evaluate_labels(dense_labels(loaded, bench, text_embeddings(loaded, classes)), masks, classes)
+    banks: dict[tuple[bool, bool], SegmentBank] = {}
+    for name, step in steps.items():
+        key = (step.lgc, step.ce)
+        if key not in banks:
+            banks[key] = build_bank(archives, encoder, saliency, lgc=step.lgc, ce=step.ce)
+        segmenter = ReCoSegmenter(
+            banks[key],
+            clip=loaded,
+            encoder=encoder,
+            saliency=step.saliency,
+            crf=step.crf,
+            device="cpu",
+            temperature=step.temperature,
+        )
+        rows[name] = evaluate_labels(segment_all(segmenter, bench, classes), masks, classes)
+        if progress:
+            print(f"{name}: mIoU {rows[name][0]:.3f}", flush=True)
+    settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
+    settings.update(rare_rate=spec.rare_rate, archive_precision=precision)
+    return AblationResult(
+        {n: r[0] for n, r in rows.items()},
+        {n: r[1] for n, r in rows.items()},
+        {n: r[2] for n, r in rows.items()},
+        settings,
+    )
+
+
+def ablation_table(result: AblationResult, spec: WorldSpec) -> str:
+    """Markdown: mIoU (all, stuff, things) and pixel accuracy per row, then per-class IoU."""
+    things, stuff = list(spec.things), list(spec.stuff)
+    lines = ["| row | mIoU | stuff | things | pixel acc |", "|---|---|---|---|---|"]
+    for row in result.miou:
+        s, t = (float(np.nanmean([result.iou[row][c] for c in g])) for g in (stuff, things))
+        lines.append(f"| {row} | {result.miou[row]:.3f} | {s:.3f} | {t:.3f} | {result.pixel_accuracy[row]:.3f} |")
+    rows = list(result.miou)
+    lines += ["", "| class | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
+    for c in spec.classes:
+        lines.append(f"| {c} | " + " | ".join(f"{result.iou[r][c]:.2f}" for r in rows) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ReCo's ablation on the toy world, printed as markdown tables."""
+    from pipeline.models import load_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--pool-size", type=int, default=10_000)
+    parser.add_argument("--bench-size", type=int, default=500)
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--rare-rate", type=float, default=0.005)
+    parser.add_argument("--encoder", default="clip-penultimate", help="clip, clip-tokens or clip-penultimate")
+    parser.add_argument(
+        "--temperatures", type=float, nargs="*", default=[], help="extra rows: +both with these saliency temperatures"
+    )
+    parser.add_argument("--no-saliency-rows", action="store_true", help="also the banks without the saliency product")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    loaded = load_model("toy", device="cpu")
+    spec = WorldSpec(rare_rate=args.rare_rate)
+    steps = dict(PAPER_STEPS)
+    if args.no_saliency_rows:
+        steps.update(NO_SALIENCY_STEPS)
+    for t in args.temperatures:
+        steps[f"+both, T={t:g}"] = Step(True, True, True, False, t)
+        steps[f"+both+CRF, T={t:g}"] = Step(True, True, True, True, t)
+    start = time.perf_counter()
+    encoder = create_dense_encoder(args.encoder, clip=loaded)
+    result = measure_reco_ablation(
+        loaded, spec, args.pool_size, args.bench_size, args.k, encoder=encoder, steps=steps, progress=True
+    )
+    print(ablation_table(result, spec))
+    print(f"\n{json.dumps({k: v for k, v in result.settings.items() if k != 'archive_precision'})}", end="")
+    print(f"; {time.perf_counter() - start:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(asdict(result), f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
