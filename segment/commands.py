@@ -1,9 +1,12 @@
-"""`coarchive cosegment` and `coarchive bank`: co-segment archives into segment banks, show and import banks."""
+"""`coarchive cosegment`, `coarchive bank` and `coarchive eval`: co-segment archives into segment banks, show and
+import banks, measure segmenters on benchmarks."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -77,6 +80,122 @@ def cmd_bank_import_reco(args: argparse.Namespace) -> int:
     return 0
 
 
+DATASET_KINDS_HELP = "toy, voc, voc20, context, context59, coco-stuff, coco-stuff27, coco-object, cityscapes, ade20k"
+
+
+def _accepted(factory: Callable) -> tuple[set[str], set[str], bool]:
+    """(parameter names, required parameter names, takes **kwargs) of a segmenter factory or function."""
+    params = inspect.signature(factory).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    required = {p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, required, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def _segmenter_options(factory: Callable, name: str, args: argparse.Namespace) -> dict:
+    """Keyword arguments for segmenter `name` from the options given (a required CLIP defaults to the toy model);
+    ValueError for an option given that it does not take, or a parameter it needs that no option gives."""
+    names, required, var_kw = _accepted(factory)
+    option_of = {"bank": "--bank", "clip": "--model", "saliency": "--no-saliency", "crf": "--crf", "device": "--device"}
+    values = {
+        "bank": Path(args.bank) if args.bank is not None else None,
+        "clip": args.model if args.model is not None else ("toy" if "clip" in required else None),
+        "saliency": False if args.no_saliency else None,
+        "crf": True if args.crf else None,
+        "device": args.device,
+    }
+    kwargs = {}
+    for param, value in values.items():
+        if value is None:
+            continue
+        if param not in names and not var_kw:
+            raise ValueError(f"segmenter {name!r} takes no {option_of[param]}")
+        kwargs[param] = value
+    missing = sorted(required - set(kwargs))
+    if missing:
+        raise ValueError(f"segmenter {name!r} needs {', '.join(option_of.get(m, m) for m in missing)}")
+    if "clip" in kwargs:
+        from pipeline.models import load_model
+
+        kwargs["clip"] = load_model(kwargs["clip"], device=args.device)
+    return kwargs
+
+
+def _run_ablation(which: str, dataset, args: argparse.Namespace, out: Path) -> int:
+    """HOOK for `--ablation reco`: hand over to segment.reco_ablation.run_ablation once it exists."""
+    import importlib
+
+    if which != "reco":
+        raise ValueError(f"unknown ablation {which!r}; available: reco")
+    try:
+        module = importlib.import_module("segment.reco_ablation")
+    except ModuleNotFoundError as error:
+        if error.name != "segment.reco_ablation":
+            raise
+        module = None
+    run_ablation = getattr(module, "run_ablation", None)
+    if run_ablation is None:
+        raise ValueError("--ablation reco is not available yet (segment/reco_ablation.py has no run_ablation)")
+    candidates = {
+        "dataset": dataset,
+        "bank": Path(args.bank) if args.bank else None,
+        "model": args.model or "toy",
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "out": out,
+        "device": args.device,
+        "progress": not args.quiet,
+    }
+    names, _, var_kw = _accepted(run_ablation)
+    result = run_ablation(**{k: v for k, v in candidates.items() if var_kw or k in names})
+    if result is not None:
+        print(result if isinstance(result, str) else getattr(result, "table", lambda: result)())
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure a segmenter on a labelled benchmark: per-class IoU, mIoU and pixel accuracy, a JSON file and an
+    HTML report with the confusion matrix and prediction overlays."""
+    from segment import segmenter as registry
+    from segment.datasets import open_dataset
+    from segment.eval_report import write_eval_report
+    from segment.evaluate import evaluate
+
+    dataset = open_dataset(args.dataset, args.data_root, split=args.split)
+    if len(dataset) == 0:
+        raise ValueError(f"no samples in {args.dataset} split {args.split!r} under {args.data_root}")
+    out = Path(args.out) if args.out else Path("eval_out") / f"{args.dataset}-{args.split}-{args.segmenter}"
+    if args.ablation:
+        return _run_ablation(args.ablation, dataset, args, out)
+    available = registry.available_segmenters()
+    if args.segmenter not in available:
+        raise ValueError(f"unknown segmenter {args.segmenter!r}; available: {', '.join(available) or 'none'}")
+    factory = registry._REGISTRY[args.segmenter]  # the registered factory, read only for its signature
+    segmenter = registry.create_segmenter(args.segmenter, **_segmenter_options(factory, args.segmenter, args))
+    protocol = None
+    if args.protocol or args.size is not None or args.stride is not None:  # override parts of the segmenter's own
+        own = segmenter.protocol
+        protocol = registry.Protocol(
+            args.protocol or own.mode,
+            own.size if args.size is None else args.size,
+            own.stride if args.stride is None else args.stride,
+        )
+    concepts = _csv(args.concepts) if args.concepts else None
+    result = evaluate(
+        segmenter,
+        dataset,
+        concepts=concepts,
+        protocol=protocol,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        keep=args.keep,
+        progress=not args.quiet,
+    )
+    json_path, html_path = write_eval_report(result, out)
+    print(result.table())
+    print(f"wrote {json_path} and {html_path}")
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this package's subcommands on the `coarchive` parser."""
     co = commands.add_parser(
@@ -113,3 +232,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--out", required=True, help="bank folder to write")
     imp.add_argument("--encoder", default="reco-official", help="name of the dense encoder the references came from")
     imp.set_defaults(func=cmd_bank_import_reco)
+
+    ev = commands.add_parser("eval", help="measure a segmenter on a labelled benchmark", description=cmd_eval.__doc__)
+    ev.add_argument("--dataset", required=True, metavar="KIND", help=f"benchmark kind: {DATASET_KINDS_HELP}")
+    ev.add_argument("--data-root", required=True, help="folder holding the benchmark in its usual layout")
+    ev.add_argument("--split", default="val", help="split to evaluate (default val)")
+    ev.add_argument("--segmenter", default="reco", help="registered segmenter name (default reco)")
+    ev.add_argument("--bank", default=None, help="segment bank folder (bank.safetensors + bank.json) for reco")
+    ev.add_argument("--model", default=None, help="CLIP for text and saliency (default: the bank's own, else toy)")
+    ev.add_argument("--crf", action="store_true", help="refine labels with the dense CRF")
+    ev.add_argument("--no-saliency", action="store_true", help="no DenseCLIP saliency (reco)")
+    ev.add_argument("--concepts", default=None, help="comma-separated names to segment, one per class, in order")
+    ev.add_argument("--protocol", choices=["whole", "resize", "slide"], default=None, help="override the protocol")
+    ev.add_argument("--size", type=int, default=None, help="short side (resize) or window (slide) in pixels")
+    ev.add_argument("--stride", type=int, default=None, help="window stride in pixels (slide)")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    ev.add_argument("--batch-size", type=int, default=8, help="images (or windows) per predict_batch call")
+    ev.add_argument("--keep", type=int, default=4, help="prediction overlays in the report")
+    ev.add_argument("--out", default=None, help="output folder (default eval_out/KIND-SPLIT-SEGMENTER)")
+    ev.add_argument("--device", default=None, help="torch device (default: the segmenter's choice)")
+    ev.add_argument("--ablation", default=None, metavar="NAME", help="run an ablation instead (reco)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
