@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segment.datasets.base import SegDataset
+from segment.datasets.base import Sample, SegDataset
 from segment.eval_protocol import predict_with_protocol, resize_labels, window_starts
 from segment.eval_report import write_eval_report
 from segment.evaluate import evaluate
@@ -31,9 +31,7 @@ class MemoryDataset:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
-        from segment.datasets.base import Sample
-
+    def __getitem__(self, index: int) -> Sample:
         return Sample(*self.samples[index])
 
 
