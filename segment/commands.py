@@ -166,10 +166,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("eval_out") / f"{args.dataset}-{args.split}-{args.segmenter}"
     if args.ablation:
         return _run_ablation(args.ablation, dataset, args, out)
-    available = registry.available_segmenters()
-    if args.segmenter not in available:
-        raise ValueError(f"unknown segmenter {args.segmenter!r}; available: {', '.join(available) or 'none'}")
-    factory = registry._REGISTRY[args.segmenter]  # the registered factory, read only for its signature
+    factory = registry.segmenter_factory(args.segmenter)  # read for the options it takes
     segmenter = registry.create_segmenter(args.segmenter, **_segmenter_options(factory, args.segmenter, args))
     protocol = None
     if args.protocol or args.size is not None or args.stride is not None:  # override parts of the segmenter's own

@@ -84,12 +84,17 @@ def available_segmenters() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_segmenter(name: str, **kwargs) -> Segmenter:
-    """A segmenter by registry name ('reco', later 'zegclip' and 'car'), built with `kwargs`."""
+def segmenter_factory(name: str) -> Callable[..., Segmenter]:
+    """The class or factory registered as `name` (e.g. to read which options it takes)."""
     _import_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"unknown segmenter {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def create_segmenter(name: str, **kwargs) -> Segmenter:
+    """A segmenter by registry name ('reco', later 'zegclip' and 'car'), built with `kwargs`."""
+    return segmenter_factory(name)(**kwargs)
 
 
 def _import_builtin() -> None:
