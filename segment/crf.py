@@ -23,7 +23,7 @@ class CrfSettings:
 def dense_crf(
     image: np.ndarray, probs: np.ndarray | torch.Tensor, settings: CrfSettings | None = None, **overrides: float
 ) -> np.ndarray:
-    """Refine class probabilities (C, H, W) of an (H, W, 3) uint8 image; returns refined probabilities (C, H, W).
+    """Refine class probabilities (C, H, W) of an (H, W, 3) uint8 image (read-only is fine); refined (C, H, W).
 
     The unary is -log(probs); a Gaussian (position) and a bilateral (position and colour) kernel smooth it.
     Settings come from `settings`, then keyword overrides (e.g. `iterations=5`).
@@ -50,7 +50,10 @@ def dense_crf(
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(p.astype(np.float32))))
     crf.addPairwiseGaussian(sxy=s.gaussian_sxy, compat=s.gaussian_compat)
     crf.addPairwiseBilateral(
-        sxy=s.bilateral_sxy, srgb=s.bilateral_srgb, rgbim=np.ascontiguousarray(image), compat=s.bilateral_compat
+        sxy=s.bilateral_sxy,
+        srgb=s.bilateral_srgb,
+        rgbim=np.require(image, requirements=["C", "W"]),
+        compat=s.bilateral_compat,
     )
     q = np.asarray(crf.inference(s.iterations), dtype=np.float32)  # (C, H * W)
     return q.reshape(c, h, w)

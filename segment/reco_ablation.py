@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,6 +141,54 @@ def ablation_table(result: AblationResult, spec: WorldSpec) -> str:
     lines += ["", "| class | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
     for c in spec.classes:
         lines.append(f"| {c} | " + " | ".join(f"{result.iou[r][c]:.2f}" for r in rows) + " |")
+    return "\n".join(lines)
+
+
+# Rows that need only one bank: the inference components (saliency product, CRF) on a given bank.
+INFERENCE_STEPS = {
+    "bank": (False, False),
+    "bank +CRF": (False, True),
+    "+DenseCLIP": (True, False),
+    "+DenseCLIP +CRF": (True, True),
+}
+
+
+def run_ablation(
+    dataset,
+    bank: Path | str | None,
+    model: str = "toy",
+    limit: int | None = None,
+    batch_size: int = 8,
+    out: Path | str | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> str:
+    """`coarchive eval --ablation reco`: ReCo's inference components on one bank over a benchmark; a markdown table.
+
+    LGC and CE are properties of the bank (see its params); their rows need banks built each way (this module's CLI
+    does that on the toy world). Writes ablation.json under `out` when given.
+    """
+    from pipeline.models import load_model
+    from segment.evaluate import evaluate
+
+    if bank is None:
+        raise ValueError("the ReCo ablation needs a bank folder (--bank)")
+    bank = SegmentBank.load(bank)
+    clip = load_model(model, device=device)
+    rows = {}
+    for name, (saliency, crf) in INFERENCE_STEPS.items():
+        segmenter = ReCoSegmenter(bank, clip=clip, saliency=saliency, crf=crf, device=device)
+        result = evaluate(segmenter, dataset, limit=limit, batch_size=batch_size, keep=0, progress=progress)
+        rows[name] = {"miou": result.miou, "pixel_accuracy": result.pixel_accuracy, "images": result.images}
+    lgc, ce = bank.params.get("lgc"), bank.params.get("ce")
+    lines = [f"ReCo ablation on {dataset.name} ({bank.encoder}; bank LGC={lgc}, CE={ce})", ""]
+    lines += ["| row | mIoU | pixel acc |", "|---|---|---|"]
+    lines += [f"| {n} | {r['miou']:.3f} | {r['pixel_accuracy']:.3f} |" for n, r in rows.items()]
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"dataset": dataset.name, "encoder": bank.encoder, "lgc": lgc, "ce": ce, "rows": rows}
+        (out / "ablation.json").write_text(json.dumps(meta, indent=2))
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ def _noisy_probs(truth: np.ndarray, flip: float, seed: int = 1) -> np.ndarray:
 def test_shapes_and_normalised() -> None:
     image, truth = _scene(37, 53)
     probs = _noisy_probs(truth, 0.2)
+    image.flags.writeable = False  # e.g. decoded by a dataset reader
     out = dense_crf(image, torch.from_numpy(probs))
     assert out.shape == probs.shape and out.dtype == np.float32
     np.testing.assert_allclose(out.sum(0), 1.0, atol=1e-4)
