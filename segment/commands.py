@@ -121,34 +121,22 @@ def _segmenter_options(factory: Callable, name: str, args: argparse.Namespace) -
 
 
 def _run_ablation(which: str, dataset, args: argparse.Namespace, out: Path) -> int:
-    """HOOK for `--ablation reco`: hand over to segment.reco_ablation.run_ablation once it exists."""
-    import importlib
+    """`--ablation reco`: ReCo's inference components (saliency, CRF) on one bank over the benchmark."""
+    from segment.reco_ablation import run_ablation
 
     if which != "reco":
         raise ValueError(f"unknown ablation {which!r}; available: reco")
-    try:
-        module = importlib.import_module("segment.reco_ablation")
-    except ModuleNotFoundError as error:
-        if error.name != "segment.reco_ablation":
-            raise
-        module = None
-    run_ablation = getattr(module, "run_ablation", None)
-    if run_ablation is None:
-        raise ValueError("--ablation reco is not available yet (segment/reco_ablation.py has no run_ablation)")
-    candidates = {
-        "dataset": dataset,
-        "bank": Path(args.bank) if args.bank else None,
-        "model": args.model or "toy",
-        "limit": args.limit,
-        "batch_size": args.batch_size,
-        "out": out,
-        "device": args.device,
-        "progress": not args.quiet,
-    }
-    names, _, var_kw = _accepted(run_ablation)
-    result = run_ablation(**{k: v for k, v in candidates.items() if var_kw or k in names})
-    if result is not None:
-        print(result if isinstance(result, str) else getattr(result, "table", lambda: result)())
+    table = run_ablation(
+        dataset,
+        Path(args.bank) if args.bank else None,
+        model=args.model or "toy",
+        limit=args.limit,
+        batch_size=args.batch_size,
+        out=out,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    print(table)
     return 0
 
 
