@@ -11,7 +11,6 @@ from PIL import Image
 
 import tests.segment.eval_segmenters as test_segmenters
 from pipeline.cli import main
-from segment.segmenter import available_segmenters
 
 CLASSES = ["grass", "sky", "circle", "square"]
 
@@ -112,8 +111,6 @@ def test_errors(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_reco_needs_a_bank(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if "reco" not in available_segmenters():
-        pytest.skip("segment/reco.py is not there yet")
     root, _ = bench
     err = _error(["eval", "--dataset", "toy", "--data-root", str(root), "--segmenter", "reco", "--quiet"], capsys)
     assert "segmenter 'reco' needs --bank" in err
