@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.demo_banks import archive_section, bank_section
+from pipeline.demo_segment import segmentation_section
 from pipeline.embed import EmbedStage
 from pipeline.executors import LocalExecutor
 from pipeline.index import build_index
@@ -101,7 +102,8 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
     loaded = load_model("toy", device="cpu")
     sections = [_retrieval_section(loaded, data, spec, progress)]
     archives_section, archives = archive_section(loaded, data, spec)
-    sections += [archives_section, bank_section(loaded, data, spec, archives), _dense_section(loaded, data, spec)]
+    banks, bank = bank_section(loaded, data, spec, archives)
+    sections += [archives_section, banks, segmentation_section(loaded, data, bank), _dense_section(loaded, data, spec)]
     timing = {"seconds": round(time.time() - start, 1), "pool_size": pool_size, "seed": seed}
     sections.insert(
         0,

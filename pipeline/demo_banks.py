@@ -15,6 +15,7 @@ from archives.toy_quality import archive_precision, load_truth
 from pipeline.report import Section, Tile, colourise, data_uri, heat_map
 from pipeline.toy.quality import dense_labels, text_embeddings
 from pipeline.toy.world import WorldSpec
+from segment.bank import SegmentBank
 from segment.bank_from_archives import bank_from_run
 from segment.dense_encoders import create_dense_encoder
 from segment.metrics import confusion_matrix, iou_per_class
@@ -75,7 +76,7 @@ def archive_section(loaded, data: Path, spec: WorldSpec, k: int = 50) -> tuple[S
     return Section("Concept archives", text, rows, grids), folder
 
 
-def bank_section(loaded, data: Path, spec: WorldSpec, archives: Path, shown: int = 3) -> Section:
+def bank_section(loaded, data: Path, spec: WorldSpec, archives: Path, shown: int = 3) -> tuple[Section, SegmentBank]:
     """Co-segment the world's archives into a bank; IoU against text-only labels and heat maps per concept."""
     bank, used = bank_from_run(loaded, archives, concepts=list(spec.classes))
     bank.save(data / "banks" / loaded.ref.model_id / RUN)
@@ -114,4 +115,4 @@ def bank_section(loaded, data: Path, spec: WorldSpec, archives: Path, shown: int
         f"built first: {', '.join(bank.params['context'])}). Labelling the {len(ids)} benchmark images by their "
         "nearest reference beats labelling them by the nearest text prompt, most of all on the things."
     )
-    return Section("Segment banks", text, rows, grids)
+    return Section("Segment banks", text, rows, grids), bank

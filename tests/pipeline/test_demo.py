@@ -18,3 +18,4 @@ def test_demo_writes_a_report(tmp_path: Path) -> None:
     assert html.split("“dog”: top 10", 1)[1].split("<", 1)[0].split(" — ")[1].startswith("WEAK")
     assert "Segment banks" in html and "heat map" in html
     assert (tmp_path / "data" / "banks" / "toy" / "demo" / "bank.json").is_file()
+    assert "Segmentation: ReCo" in html and "ReCo, bank only + dense CRF" in html
