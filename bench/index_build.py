@@ -2,8 +2,10 @@
 then query latency p50/p99 and batched vs one-at-a-time search on coarchive's index.
 
 usage: .venv/bin/python -m bench.index_build [--n 1000000] [--dim 512] [--max-memory 2G] [--peer-venv DIR]
+       .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
 Vectors: clustered unit vectors (1,000 centres + noise); queries: draws from the same mixture, 200 to tune
-coarchive's nprobe and 200 others, held out, to measure recall.
+coarchive's nprobe and 200 others, held out, to measure recall. With --toy-pool: a generated toy pool embedded by
+the toy CLIP; queries: text prompts of concept names, two templates to tune on and two others held out.
 """
 
 from __future__ import annotations
@@ -66,6 +68,38 @@ def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
     return clustered(rng, centres, 400, 0.35)  # 200 to tune nprobe on, 200 held out to measure
 
 
+def write_toy_vectors(work: Path, pool_size: int, shard_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """Generate and embed a toy pool into emb/ (coarchive) and af/ (autofaiss); return tune and held-out queries."""
+    from pipeline.cli import DEFAULT_QUERY_CONCEPTS
+    from pipeline.embed import EmbedStage
+    from pipeline.executors import LocalExecutor
+    from pipeline.models import load_model
+    from pipeline.stage import run_stage
+    from pipeline.toy.export import generate_toy_world
+    from pipeline.toy.quality import TEMPLATES, text_embeddings
+    from pipeline.toy.world import WorldSpec
+
+    generate_toy_world(work / "toy", WorldSpec(), pool_size=pool_size, shard_size=shard_size, bench_size=0)
+    loaded = load_model("toy", device="cpu")
+    stage = EmbedStage(str(work / "toy" / "pool"), str(work / "toy"), loaded.ref)
+    run_stage(stage, LocalExecutor())
+    (work / "af").mkdir(parents=True, exist_ok=True)
+    (work / "emb").mkdir(parents=True, exist_ok=True)
+    for npy in sorted(Path(stage.out_dir).glob("*.npy")):
+        for suffix in (".npy", ".parquet"):
+            (work / "emb" / f"{npy.stem}{suffix}").write_bytes(npy.with_suffix(suffix).read_bytes())
+        np.save(work / "af" / f"emb_{int(npy.stem):04d}.npy", np.load(npy).astype(np.float32))
+    concepts = list(DEFAULT_QUERY_CONCEPTS)
+    tune = text_embeddings(loaded, concepts, TEMPLATES[:2]).numpy()  # (q, d) float32
+    held = text_embeddings(loaded, concepts, TEMPLATES[2:]).numpy()
+    return tune, held
+
+
+def shard_sizes(emb: Path) -> list[int]:
+    """Rows per embedding shard, in shard order (autofaiss numbers vectors through the files in that order)."""
+    return [len(np.load(p, mmap_mode="r")) for p in sorted(emb.glob("*.npy"))]
+
+
 def build_ours(work: Path, max_memory: str) -> None:
     """The measured child process: coarchive's build_index with its own executor."""
     from pipeline.cli import _bytes
@@ -108,13 +142,15 @@ def recall_and_latency(work: Path, queries: np.ndarray, peer_index: Path | None,
         if peer_params:
             faiss.ParameterSpace().set_index_parameters(theirs, peer_params)
         _, found = theirs.search(queries, 10)
-        out["peer_recall@10"] = recall_at_k(found.astype(np.int64), _autofaiss_ids(exact), 10)
+        sizes = shard_sizes(work / "emb")
+        out["peer_recall@10"] = recall_at_k(found.astype(np.int64), _autofaiss_ids(exact, sizes), 10)
     return out
 
 
-def _autofaiss_ids(exact: np.ndarray) -> np.ndarray:
+def _autofaiss_ids(exact: np.ndarray, sizes: list[int]) -> np.ndarray:
     """autofaiss numbers vectors 0..n-1 in file order; map coarchive's shard<<32|row ids onto that."""
-    return (exact >> 32) * ROWS_PER_SHARD + (exact & 0xFFFFFFFF)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return offsets[exact >> 32] + (exact & 0xFFFFFFFF)
 
 
 def main() -> None:
@@ -124,6 +160,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--max-memory", default="2G")
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
+    parser.add_argument("--toy-pool", type=int, default=0, help="index a toy pool of this many images instead")
     parser.add_argument("--work", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,7 +168,10 @@ def main() -> None:
         build_ours(Path(args.child), args.max_memory)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-index-bench-"))
-    tune, queries = np.split(write_vectors(work, args.n, args.dim), 2)
+    if args.toy_pool:
+        tune, queries = write_toy_vectors(work, args.toy_pool)
+    else:
+        tune, queries = np.split(write_vectors(work, args.n, args.dim), 2)
     np.save(work / "tune_queries.npy", tune)
     rows = [
         (
@@ -175,10 +215,13 @@ def main() -> None:
         "autofaiss build_index": peer_params or "",
     }
     recalls = {"coarchive index": quality["ours_recall@10"], "autofaiss build_index": quality.get("peer_recall@10")}
-    print(
-        f"\n{args.n} x {args.dim} clustered vectors, budget {args.max_memory}, 200 held-out queries, "
-        f"{os.cpu_count()} cores\n"
+    data = (
+        f"a {args.toy_pool}-image toy pool embedded by the toy CLIP ({sum(shard_sizes(work / 'emb'))} x "
+        f"{tune.shape[1]}), {len(queries)} held-out text queries"
+        if args.toy_pool
+        else f"{args.n} x {args.dim} clustered vectors, {len(queries)} held-out queries"
     )
+    print(f"\n{data}, budget {args.max_memory}, {os.cpu_count()} cores, build s = whole process\n")
     print("| tool | index | build s | peak memory | recall@10 |")
     print("|---|---|---|---|---|")
     for name, r in rows:
@@ -191,7 +234,7 @@ def main() -> None:
     print("\n| coarchive query | p50 ms | p99 ms | queries/s |")
     print("|---|---|---|---|")
     print(f"| one at a time | {quality['p50_ms']:.2f} | {quality['p99_ms']:.2f} | {quality['loop_qps']:.0f} |")
-    print(f"| batched (200 in one call) | | | {quality['batched_qps']:.0f} |")
+    print(f"| batched ({len(queries)} in one call) | | | {quality['batched_qps']:.0f} |")
 
 
 if __name__ == "__main__":
