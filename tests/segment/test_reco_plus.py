@@ -1,0 +1,108 @@
+"""ReCo+ on the toy world: a network trained on ReCo's CRF pseudo-labels of unlabelled target scenes.
+
+Measured (mIoU on the 80 benchmark scenes; LGC+CE bank from a 1,500-scene pool, k=20, no saliency, CRF):
+text-only 0.422, ReCo 0.574. LR-ASPP MobileNetV3 from random weights on 400 pseudo-labelled targets, Adam,
+backbone lr x1: 150 steps (lr 1e-3) 0.376, 400 steps (lr 2e-3) 0.436; this test, 160 targets and 150 steps,
+0.372 (about 35 s on 2 cores). So within a CPU test budget ReCo+ does
+NOT beat the ReCo that labelled its data (the paper's gain needs an ImageNet backbone and 20k iterations); what
+holds and is asserted: it learns the pseudo-labels (well above chance on held-out scenes), eval-mode BatchNorm
+is usable after recalibration, checkpoints round-trip exactly, training is deterministic, and the contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, render_many
+from pipeline.toy.world import WorldSpec
+from segment.reco_plus import ReCoPlusSegmenter, TrainConfig, train_reco_plus
+from segment.segmenter import create_segmenter
+
+SPEC = WorldSpec(rare_rate=0.05)
+CLASSES = list(SPEC.classes)
+TINY = TrainConfig(arch="lraspp_mobilenet_v3_large", steps=2, batch_size=2, crop_size=None, scale_range=(0.75, 1.25))
+
+
+def _tiny_checkpoint(folder, steps: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Train for `steps` on 4 toy scenes with their true masks; the scenes and masks."""
+    images, masks, _ = render_many(SPEC, POOL_SEED, 4, workers=1, progress=False)
+    config = TrainConfig(**{**TINY.__dict__, "steps": steps})
+    train_reco_plus(images, masks.astype(np.uint8), len(CLASSES), config, CLASSES, out=folder)
+    return images, masks
+
+
+def _contract_factory(toy_model):
+    """For the Segmenter contract test: a 2-step ReCo+ checkpoint (a second on one core)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="reco-plus-")
+    _tiny_checkpoint(folder)
+    return create_segmenter("reco-plus", checkpoint=folder, device="cpu"), CLASSES
+
+
+# ReCo+ registers itself on import; the contract test needs a factory for every shipped segmenter.
+from tests.segment import test_segmenter_contract  # noqa: E402
+
+test_segmenter_contract.FACTORIES.setdefault("reco-plus", _contract_factory)
+
+
+@pytest.fixture(scope="module")
+def experiment(toy_model):
+    """ReCo (LGC+CE, CRF) pseudo-labels 160 target scenes; ReCo+ trains 150 steps; both scored on 80 held-out."""
+    from segment.reco_plus import TOY_CONFIG, toy_experiment
+
+    config = TrainConfig(**{**TOY_CONFIG.__dict__, "steps": 150, "lr": 1e-3, "backbone_lr_mult": 1.0})
+    return toy_experiment(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, target_size=160, config=config)
+
+
+def test_reco_plus_learns_the_pseudo_labels(experiment) -> None:
+    m = experiment
+    assert m["reco"] == pytest.approx(0.574, abs=0.02)  # same bank and inference as the ablation's CRF row
+    assert m["reco-plus"] >= 0.32  # measured 0.372 (chance is about 1/13)
+    assert m["reco-plus"] <= m["reco"] + 0.1  # recorded: no gain at this budget (see the module docstring)
+
+
+def test_checkpoint_round_trip_and_determinism(tmp_path) -> None:
+    images, _ = _tiny_checkpoint(tmp_path / "a")
+    _tiny_checkpoint(tmp_path / "b")
+    a = ReCoPlusSegmenter(tmp_path / "a", device="cpu").predict_batch(list(images), CLASSES)
+    b = ReCoPlusSegmenter(tmp_path / "b", device="cpu").predict_batch(list(images), CLASSES)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.scores, y.scores) and np.array_equal(x.labels, y.labels)
+
+
+def test_resume_continues_to_the_same_model(tmp_path) -> None:
+    images, masks, _ = render_many(SPEC, POOL_SEED, 4, workers=1, progress=False)
+    labels = masks.astype(np.uint8)
+    full = TrainConfig(**{**TINY.__dict__, "steps": 4, "save_every": 2})
+    straight = train_reco_plus(images, labels, len(CLASSES), full, CLASSES, out=tmp_path / "straight")
+    train_reco_plus(images, labels, len(CLASSES), full, CLASSES, out=tmp_path / "resumed", max_steps=3)
+    resumed = train_reco_plus(images, labels, len(CLASSES), full, CLASSES, out=tmp_path / "resumed", resume=True)
+    x = torch.from_numpy(images)
+    from segment.reco_plus import normalise
+
+    with torch.no_grad():
+        assert torch.allclose(straight(normalise(x))["out"], resumed(normalise(x))["out"], atol=1e-4)
+
+
+def test_contract(tmp_path) -> None:
+    _tiny_checkpoint(tmp_path)
+    seg = create_segmenter("reco-plus", checkpoint=tmp_path, device="cpu")
+    small = np.zeros((40, 56, 3), np.uint8)
+    bench, _, _ = render_many(SPEC, BENCH_SEED, 2, workers=1, progress=False)
+    subset = [CLASSES[3], CLASSES[0]]
+    results = seg.predict_batch([small, *bench], subset)
+    assert results[0].scores.shape == (2, 40, 56) and results[0].labels.shape == (40, 56)
+    assert results[1].scores.shape == (2, 96, 96)
+    assert torch.allclose(results[1].scores.sum(0), torch.ones(96, 96), atol=1e-5)
+    assert set(np.unique(results[1].labels)) <= {0, 1}
+    with pytest.raises(ValueError, match="not trained"):
+        seg.predict(bench[0], ["unicorn"])
+    with pytest.raises(ValueError):
+        seg.predict(bench[0].astype(np.float32), subset)
+    with pytest.raises(FileNotFoundError):
+        ReCoPlusSegmenter(tmp_path / "missing")
+    with pytest.raises(ValueError):
+        train_reco_plus(bench, np.full((2, 96, 96), 40, np.uint8), len(CLASSES), TINY)
