@@ -306,7 +306,7 @@ TARGET_SEED = 7_000_003  # the toy world's unlabelled target images: neither the
 # From random weights the backbone trains at the head's rate (the paper's x0.1 assumes an ImageNet backbone).
 TOY_CONFIG = TrainConfig(
     arch="lraspp_mobilenet_v3_large",
-    steps=400,
+    steps=1500,  # measured 0.609 mIoU vs ReCo 0.574; 400 steps give 0.437
     lr=2e-3,
     backbone_lr_mult=1.0,
     crop_size=None,

@@ -3,10 +3,10 @@
 Measured (mIoU on the 80 benchmark scenes; LGC+CE bank from a 1,500-scene pool, k=20, no saliency, CRF):
 text-only 0.422, ReCo 0.574. LR-ASPP MobileNetV3 from random weights on 400 pseudo-labelled targets, Adam,
 backbone lr x1: 150 steps (lr 1e-3) 0.376, 400 steps (lr 2e-3) 0.436; this test, 160 targets and 150 steps,
-0.372 (about 35 s on 2 cores). So within a CPU test budget ReCo+ does
-NOT beat the ReCo that labelled its data (the paper's gain needs an ImageNet backbone and 20k iterations); what
-holds and is asserted: it learns the pseudo-labels (well above chance on held-out scenes), eval-mode BatchNorm
-is usable after recalibration, checkpoints round-trip exactly, training is deterministic, and the contract.
+0.372 (about 35 s on 2 cores); 1,500 steps (lr 2e-3, about 3 min on 2 cores) 0.609, above ReCo's 0.574.
+So the gain holds only with the longer run (the slow test); within the CI budget what is asserted: it learns
+the pseudo-labels (well above chance on held-out scenes), eval-mode BatchNorm is usable after recalibration,
+checkpoints round-trip exactly, training is deterministic, and the contract.
 """
 
 from __future__ import annotations
@@ -106,3 +106,12 @@ def test_contract(tmp_path) -> None:
         ReCoPlusSegmenter(tmp_path / "missing")
     with pytest.raises(ValueError):
         train_reco_plus(bench, np.full((2, 96, 96), 40, np.uint8), len(CLASSES), TINY)
+
+
+@pytest.mark.slow
+def test_reco_plus_beats_reco_with_a_longer_run(toy_model) -> None:
+    """The module's default toy recipe (400 targets, 1,500 steps): measured 0.609 vs ReCo 0.574 (python -m run)."""
+    from segment.reco_plus import TOY_CONFIG, toy_experiment
+
+    m = toy_experiment(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, target_size=400, config=TOY_CONFIG)
+    assert m["reco-plus"] >= m["reco"] + 0.015  # measured +0.035
