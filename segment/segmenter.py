@@ -101,7 +101,7 @@ def _import_builtin() -> None:
     """Import the built-in segmenters so that they register themselves."""
     import importlib
 
-    for module in ("segment.reco",):
+    for module in ("segment.reco", "segment.reco_plus"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

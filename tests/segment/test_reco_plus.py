@@ -33,21 +33,6 @@ def _tiny_checkpoint(folder, steps: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return images, masks
 
 
-def _contract_factory(toy_model):
-    """For the Segmenter contract test: a 2-step ReCo+ checkpoint (a second on one core)."""
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="reco-plus-")
-    _tiny_checkpoint(folder)
-    return create_segmenter("reco-plus", checkpoint=folder, device="cpu"), CLASSES
-
-
-# ReCo+ registers itself on import; the contract test needs a factory for every shipped segmenter.
-from tests.segment import test_segmenter_contract  # noqa: E402
-
-test_segmenter_contract.FACTORIES.setdefault("reco-plus", _contract_factory)
-
-
 @pytest.fixture(scope="module")
 def experiment(toy_model):
     """ReCo (LGC+CE, CRF) pseudo-labels 160 target scenes; ReCo+ trains 150 steps; both scored on 80 held-out."""
