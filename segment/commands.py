@@ -16,14 +16,11 @@ def _csv(text: str) -> list[str]:
 
 def cmd_cosegment(args: argparse.Namespace) -> int:
     """Co-segment every concept archive of a run into a segment bank (ReCo: LGC and context elimination)."""
-    import torch
-
     from pipeline.models import load_model
     from segment.bank_from_archives import bank_from_run
 
     start = time.perf_counter()
     loaded = load_model(args.model, device=args.device)
-    torch.set_grad_enabled(False)
     bank, images = bank_from_run(
         loaded,
         Path(args.root) / "archives" / loaded.ref.model_id / args.run,

@@ -168,6 +168,7 @@ def _check_training_data(images: np.ndarray, labels: np.ndarray, num_classes: in
         raise ValueError(f"labels {bad.tolist()} are outside [0, {num_classes}) and not {IGNORE} (ignore)")
 
 
+@torch.enable_grad()  # trains even when a caller has switched gradients off
 def train_reco_plus(
     images: np.ndarray,
     labels: np.ndarray,

@@ -67,6 +67,7 @@ def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cosegment_end_to_end(archive_root: Path, toy_model, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--quiet", "cosegment", "--root", str(archive_root), "--model", "toy", "--run", "r1", "--encoder", "clip"]
     assert main(args) == 0
+    assert torch.is_grad_enabled()  # the command leaves the process as it found it
     out = capsys.readouterr().out
     assert "wrote a bank of 4 concepts (20 images" in out and "2 context concepts" in out
     bank = SegmentBank.load(archive_root / "banks" / "toy" / "r1")
