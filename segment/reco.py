@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,15 @@ import torch.nn.functional as F
 from segment.bank import SegmentBank
 from segment.crf import CrfSettings, dense_crf
 from segment.dense_encoders import CLIP_PATHS, ClipDenseEncoder, DenseEncoder, create_dense_encoder
-from segment.segmenter import Protocol, Segmentation, Segmenter, check_concepts, check_image, register_segmenter
+from segment.segmenter import (
+    Protocol,
+    Segmentation,
+    Segmenter,
+    check_concepts,
+    check_image,
+    register_segmenter,
+    size_batches,
+)
 
 SALIENCY_TEMPERATURE = 10.0  # ReCo's (and DenseCLIP's) sigmoid(10 * cos) saliency
 
@@ -141,16 +148,11 @@ class ReCoSegmenter(Segmenter):
         concepts = check_concepts(concepts)
         rows = [self.bank.index(c) for c in concepts]
         images = [check_image(im) for im in images]
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            groups[image.shape[:2]].append(i)
         out: list[Segmentation | None] = [None] * len(images)
-        for members in groups.values():
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start : start + self.batch_size]
-                scores = self.score_batch([images[i] for i in chunk], rows).float().cpu()  # (B, C, H, W)
-                for i, s in zip(chunk, scores, strict=True):
-                    out[i] = self._finish(images[i], concepts, s)
+        for chunk in size_batches(images, self.batch_size):
+            scores = self.score_batch([images[i] for i in chunk], rows).float().cpu()  # (B, C, H, W)
+            for i, s in zip(chunk, scores, strict=True):
+                out[i] = self._finish(images[i], concepts, s)
         return out  # type: ignore[return-value]
 
     def _finish(self, image: np.ndarray, concepts: list[str], scores: torch.Tensor) -> Segmentation:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from segment.segmenter import Protocol, Segmentation, Segmenter, check_concepts, check_image, register_segmenter
+from segment.segmenter import (
+    Protocol,
+    Segmentation,
+    Segmenter,
+    check_concepts,
+    check_image,
+    register_segmenter,
+    size_batches,
+)
 
 IGNORE = 255
 MEAN = (0.485, 0.456, 0.406)
@@ -287,18 +294,13 @@ class ReCoPlusSegmenter(Segmenter):
             raise ValueError(f"ReCo+ was not trained on {unknown}; it knows {self.classes}")
         rows = [self.classes.index(c) for c in concepts]
         images = [check_image(im) for im in images]
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
-            groups[image.shape[:2]].append(i)
         out: list[Segmentation | None] = [None] * len(images)
-        for members in groups.values():
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start : start + self.batch_size]
-                batch = torch.from_numpy(np.stack([images[i] for i in chunk]))  # (B, H, W, 3)
-                logits = self.model(normalise(batch).to(self.device))["out"][:, rows]  # (B, C, H, W)
-                scores = logits.float().softmax(1).cpu()
-                for i, s in zip(chunk, scores, strict=True):
-                    out[i] = Segmentation(concepts, s.contiguous(), s.argmax(0).numpy().astype(np.int64))
+        for chunk in size_batches(images, self.batch_size):
+            batch = torch.from_numpy(np.stack([images[i] for i in chunk]))  # (B, H, W, 3)
+            logits = self.model(normalise(batch).to(self.device))["out"][:, rows]  # (B, C, H, W)
+            scores = logits.float().softmax(1).cpu()
+            for i, s in zip(chunk, scores, strict=True):
+                out[i] = Segmentation(concepts, s.contiguous(), s.argmax(0).numpy().astype(np.int64))
         return out  # type: ignore[return-value]
 
 

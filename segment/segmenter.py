@@ -48,6 +48,16 @@ def check_concepts(concepts: Sequence[str]) -> list[str]:
     return concepts
 
 
+def size_batches(images: Sequence[np.ndarray], batch_size: int) -> list[list[int]]:
+    """Positions of `images` grouped by (H, W), in chunks of at most `batch_size`, so each chunk stacks."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[:2]), []).append(i)
+    return [members[s : s + batch_size] for members in groups.values() for s in range(0, len(members), batch_size)]
+
+
 class Segmenter(ABC):
     """Segments images into named concepts; `predict_batch` is the one method an implementation must provide."""
 

@@ -138,3 +138,12 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = np.arange(size[0]) * image.shape[0] // size[0]
     cols = np.arange(size[1]) * image.shape[1] // size[1]
     return np.ascontiguousarray(image[rows][:, cols])
+
+
+def test_size_batches_group_equal_sizes_in_bounded_chunks() -> None:
+    from segment.segmenter import size_batches
+
+    images = [np.zeros(shape, np.uint8) for shape in [(4, 4, 3), (5, 4, 3), (4, 4, 3), (4, 4, 3), (5, 4, 3)]]
+    assert size_batches(images, 2) == [[0, 2], [3], [1, 4]]
+    with pytest.raises(ValueError):
+        size_batches(images, 0)
