@@ -18,7 +18,7 @@ from segment.cosegment import build_bank
 from segment.dense_encoders import ClipDenseEncoder, DenseEncoder, create_dense_encoder
 from segment.metrics import confusion_matrix, iou_per_class, pixel_accuracy
 from segment.reco import SALIENCY_TEMPERATURE, ReCoSegmenter
-from segment.toy_bank_quality import toy_archives
+from segment.toy_bank_quality import add_protocol_arguments, toy_archives
 
 
 @dataclass(frozen=True)
@@ -197,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--pool-size", type=int, default=10_000)
-    parser.add_argument("--bench-size", type=int, default=500)
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--rare-rate", type=float, default=0.005)
+    add_protocol_arguments(parser)
     parser.add_argument("--encoder", default="clip-penultimate", help="clip, clip-tokens or clip-penultimate")
     parser.add_argument(
         "--temperatures", type=float, nargs="*", default=[], help="extra rows: +both with these saliency temperatures"

@@ -375,12 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     """Train ReCo+ on the toy world and print mIoU of text-only labels, ReCo and ReCo+ on the benchmark scenes."""
     from pipeline.models import load_model as load_clip
     from pipeline.toy.world import WorldSpec
+    from segment.toy_bank_quality import add_protocol_arguments
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--pool-size", type=int, default=1500)
-    parser.add_argument("--bench-size", type=int, default=80)
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--rare-rate", type=float, default=0.05)
+    add_protocol_arguments(parser, pool_size=1500, bench_size=80, k=20, rare=0.05)
     parser.add_argument("--target-size", type=int, default=400, help="unlabelled target images to pseudo-label")
     parser.add_argument("--steps", type=int, default=TOY_CONFIG.steps)
     parser.add_argument("--arch", default=TOY_CONFIG.arch, choices=ARCHS)

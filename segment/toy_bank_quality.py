@@ -159,17 +159,24 @@ def quality_tables(quality: BankQuality, spec: WorldSpec) -> str:
     return "\n".join(lines)
 
 
+def add_protocol_arguments(
+    parser: argparse.ArgumentParser, pool_size: int = 10_000, bench_size: int = 500, k: int = 50, rare: float = 0.005
+) -> None:
+    """The toy-world measurement protocol's options, shared by the bank, ablation and ReCo+ scripts."""
+    parser.add_argument("--pool-size", type=int, default=pool_size, help="pool images the archives come from")
+    parser.add_argument("--bench-size", type=int, default=bench_size, help="held-out benchmark scenes scored")
+    parser.add_argument("--k", type=int, default=k, help="images per concept archive")
+    parser.add_argument("--rare-rate", type=float, default=rare, help="fraction of images holding each rare thing")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: measure bank quality on the toy world and print markdown tables."""
     from pipeline.models import load_model
     from segment.dense_encoders import create_dense_encoder
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--pool-size", type=int, default=10_000)
-    parser.add_argument("--bench-size", type=int, default=500)
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--rare-rate", type=float, default=0.005)
-    parser.add_argument("--encoder", default="clip", help="clip, clip-tokens, clip-penultimate or timm:NAME")
+    add_protocol_arguments(parser)
+    parser.add_argument("--encoder", default="clip-penultimate", help="clip-penultimate, clip, clip-tokens, timm:NAME")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
