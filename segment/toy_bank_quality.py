@@ -53,22 +53,13 @@ def label_with_bank(
     encoder: DenseEncoder,
     bank: SegmentBank,
     images: np.ndarray,
-    saliency: ClipDenseEncoder | None = None,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """(N, H, W) uint8 argmax labels: cos to the references; with `saliency`, ReCo's sigmoid(cos) x DenseCLIP map."""
+    """(N, H, W) uint8 argmax labels: each pixel's nearest reference (ReCo's full inference is segment/reco.py)."""
     size = tuple(images.shape[1:3])
     out = []
     for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        scores = bank_logits(encoder.encode(chunk), bank, size)  # (B, C, H, W)
-        if saliency is not None:
-            if bank.text_embeddings is None:
-                raise ValueError("ReCo inference needs the bank's text embeddings")
-            clip = saliency.encode(chunk)  # (B, gh, gw, dc)
-            sal = torch.einsum("nhwd,cd->nchw", clip, bank.text_embeddings)
-            sal = torch.sigmoid(10 * F.interpolate(sal, size=size, mode="bilinear", align_corners=False))
-            scores = torch.sigmoid(scores) * sal
+        scores = bank_logits(encoder.encode(images[start : start + batch_size]), bank, size)  # (B, C, H, W)
         out.append(scores.argmax(1).to(torch.uint8).numpy())
     return np.concatenate(out)
 
@@ -112,7 +103,6 @@ def measure_bank_quality(
     k: int = 50,
     encoder: DenseEncoder | None = None,
     variants: dict[str, tuple[bool, bool]] | None = None,
-    with_saliency: bool = True,
     progress: bool = False,
 ) -> BankQuality:
     """Build banks for each (LGC, CE) variant from toy archives and measure dense IoU on held-out scenes."""
@@ -135,8 +125,6 @@ def measure_bank_quality(
         bank = build_bank(archives, encoder, saliency, lgc=lgc, ce=ce)
         seeds[name] = seed_hit_rate(bank, archives, spec, lambda a: pool_masks[a.ids])
         iou[f"bank {name}"] = score(label_with_bank(encoder, bank, bench))
-        if with_saliency:  # ReCo's inference: sigmoid(cos to reference) x DenseCLIP saliency of the concept
-            iou[f"bank {name} x saliency"] = score(label_with_bank(encoder, bank, bench, saliency=saliency))
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
     settings["rare_rate"] = spec.rare_rate
     return BankQuality(iou, precision, seeds, settings)

@@ -20,7 +20,7 @@ def quality(toy_model):
     variants = {"plain": VARIANTS["plain"], "+LGC+CE": VARIANTS["+LGC+CE"]}
     encoder = create_dense_encoder("clip-penultimate", clip=toy_model)
     return spec, measure_bank_quality(
-        toy_model, spec, pool_size=1500, bench_size=80, k=20, encoder=encoder, variants=variants, with_saliency=False
+        toy_model, spec, pool_size=1500, bench_size=80, k=20, encoder=encoder, variants=variants
     )
 
 
