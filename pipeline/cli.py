@@ -381,10 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from archives.commands import add_commands as add_archive_commands
+    from pipeline.nightly.commands import add_commands as add_run_commands
+    from pipeline.serve.commands import add_commands as add_serve_commands
     from segment.commands import add_commands as add_segment_commands
 
     add_archive_commands(commands)
     add_segment_commands(commands)
+    add_run_commands(commands)
+    add_serve_commands(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Nightly runs: one idempotent, incremental `coarchive run` over a data root."""
