@@ -180,6 +180,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this package's subcommands on the `coarchive` parser."""
+    from segment.car.commands import add_commands as add_car_commands
+    from segment.zegclip.commands import add_commands as add_zegclip_commands
+
+    add_zegclip_commands(commands)
+    add_car_commands(commands)
     co = commands.add_parser(
         "cosegment", help="co-segment archives into a segment bank", description=cmd_cosegment.__doc__
     )

@@ -111,7 +111,7 @@ def _import_builtin() -> None:
     """Import the built-in segmenters so that they register themselves."""
     import importlib
 
-    for module in ("segment.reco", "segment.reco_plus"):
+    for module in ("segment.reco", "segment.reco_plus", "segment.zegclip.segmenter", "segment.car.segmenter"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:

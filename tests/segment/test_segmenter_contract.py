@@ -15,6 +15,8 @@ import torch
 from pipeline.toy.quality import BENCH_SEED, POOL_SEED, render_many
 from pipeline.toy.world import WorldSpec
 from segment.segmenter import Segmenter, available_segmenters, create_segmenter, segmenter_factory
+from tests.segment.car import contract_factory as car_contract
+from tests.segment.zegclip import contract_factory as zegclip_contract
 
 
 def _reco(toy_model) -> tuple[Segmenter, list[str]]:
@@ -45,7 +47,12 @@ def _reco_plus(toy_model) -> tuple[Segmenter, list[str]]:
     return create_segmenter("reco-plus", checkpoint=folder, device="cpu"), list(spec.classes)
 
 
-FACTORIES: dict[str, Callable[..., tuple[Segmenter, list[str]]]] = {"reco": _reco, "reco-plus": _reco_plus}
+FACTORIES: dict[str, Callable[..., tuple[Segmenter, list[str]]]] = {
+    "reco": _reco,
+    "reco-plus": _reco_plus,
+    "zegclip": zegclip_contract.build,
+    "car": car_contract.build,
+}
 
 
 def shipped_segmenters() -> list[str]:

@@ -1,0 +1,1 @@
+"""CaR (CLIP as RNN): training-free recurrent segmentation with visual prompts."""

@@ -1,0 +1,1 @@
+"""The `car` segmenter (registered on import)."""

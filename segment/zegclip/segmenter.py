@@ -1,0 +1,1 @@
+"""The `zegclip` segmenter (registered on import)."""
