@@ -1,0 +1,147 @@
+"""The service's heavy state, built once per app: the CLIP, text and image queries, and cached segmenters."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.models import load_model
+from pipeline.query import Hit, search
+from pipeline.serve import catalog
+from pipeline.serve.config import ServeConfig
+from pipeline.serve.paths import confined_relative
+from segment.segmenter import Segmentation, Segmenter, available_segmenters, check_concepts, segmenter_factory
+
+SOURCES = ("bank", "checkpoint")  # segmenter parameters the service fills from folders under the data root
+
+
+@dataclass(frozen=True)
+class SegmenterKey:
+    """Which segmenter a request asks for; equal keys share one cached instance."""
+
+    name: str
+    bank: str | None = None
+    checkpoint: str | None = None
+    crf: bool = False
+    saliency: bool = True
+
+
+class Engine:
+    """The loaded CLIP, the index it searches, and the segmenters built so far (at most `cached` kept)."""
+
+    def __init__(self, config: ServeConfig, cached: int = 8) -> None:
+        self.config = config
+        self.root = config.root
+        self.clip = load_model(config.model, device=config.device)
+        self.model_id = self.clip.ref.model_id
+        self.index_dir = self.root / "index" / self.model_id / config.version
+        self.embeddings = self.root / "embeddings" / self.model_id
+        self._segmenters: dict[SegmenterKey, Segmenter] = {}
+        self._cached = cached
+        self._lock = threading.Lock()
+
+    def index_info(self) -> dict | None:
+        """The served index's index.json, or None when the root has no index for the model and version."""
+        path = self.index_dir / "index.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        if self.index_info() is None:
+            raise FileNotFoundError(f"no index {self.config.version!r} for model {self.model_id!r} in the data root")
+        return search(self.index_dir, self.embeddings, queries, k)
+
+    @torch.no_grad()
+    def text_query(self, texts: list[str], k: int) -> list[list[Hit]]:
+        """Top-k hits for each text, embedded with the prompt templates the index stage uses."""
+        from pipeline.toy.quality import text_embeddings
+
+        return self._search(text_embeddings(self.clip, texts).numpy(), k)  # (q, d) float32
+
+    @torch.no_grad()
+    def image_query(self, image: np.ndarray, k: int) -> list[Hit]:
+        """Top-k hits for one (H, W, 3) uint8 image."""
+        pixels = self.clip.preprocess(Image.fromarray(image))[None].to(self.clip.device)  # (1, 3, S, S)
+        features = F.normalize(self.clip.model.encode_image(pixels).float(), dim=-1)  # (1, d)
+        return self._search(features.cpu().numpy(), k)[0]
+
+    def segmenters(self) -> list[dict]:
+        """Each registered segmenter with the folders it needs ('bank' or 'checkpoint')."""
+        out = []
+        for name in available_segmenters():
+            needs = [p for p in _required(name) if p in SOURCES]
+            usable = set(_required(name)) <= {*SOURCES, "clip"}
+            out.append({"name": name, "needs": needs, "usable": usable})
+        return out
+
+    def segmenter(self, key: SegmenterKey) -> Segmenter:
+        """The segmenter for `key`, built on first use with the app's CLIP and kept for later requests."""
+        with self._lock:
+            if key in self._segmenters:
+                return self._segmenters[key]
+            built = self._build(key)
+            if len(self._segmenters) >= self._cached:
+                self._segmenters.pop(next(iter(self._segmenters)))
+            self._segmenters[key] = built
+            return built
+
+    def _build(self, key: SegmenterKey) -> Segmenter:
+        accepted, required = _parameters(key.name)
+        kwargs: dict = {}
+        if key.bank is not None:
+            kwargs["bank"] = catalog.bank_folder(self.root, self.model_id, key.bank)
+        if key.checkpoint is not None:
+            kwargs["checkpoint"] = confined_relative(self.root, key.checkpoint, "checkpoint")
+            if not kwargs["checkpoint"].is_dir():
+                raise FileNotFoundError(f"no checkpoint folder {key.checkpoint!r} in the data root")
+        if "clip" in accepted:
+            kwargs["clip"] = self.clip
+        if "device" in accepted:
+            kwargs["device"] = self.config.device
+        if key.crf:
+            kwargs["crf"] = True
+        if not key.saliency:
+            kwargs["saliency"] = False
+        given = {n for n in ("bank", "checkpoint", "crf", "saliency") if n in kwargs}
+        if given - accepted:
+            raise ValueError(f"segmenter {key.name!r} takes no {', '.join(sorted(given - accepted))}")
+        missing = sorted(required - set(kwargs))
+        if missing:
+            raise ValueError(f"segmenter {key.name!r} needs {', '.join(missing)}")
+        return segmenter_factory(key.name)(**kwargs)
+
+    def segment(self, key: SegmenterKey, image: np.ndarray, concepts: list[str] | None) -> Segmentation:
+        """Segment one (H, W, 3) uint8 image into `concepts` (default: all the segmenter or its bank knows)."""
+        segmenter = self.segmenter(key)
+        if not concepts:
+            bank = getattr(segmenter, "bank", None)
+            concepts = list(getattr(segmenter, "concepts", None) or (bank.concepts if bank is not None else []))
+        return segmenter.predict(image, check_concepts(concepts))
+
+
+def _parameters(name: str) -> tuple[set[str], set[str]]:
+    """Names a segmenter factory accepts, and those it requires (no default)."""
+    factory = segmenter_factory(name)
+    params = inspect.signature(factory).parameters.values()
+    named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+    return {p.name for p in named}, {p.name for p in named if p.default is inspect.Parameter.empty}
+
+
+def _required(name: str) -> list[str]:
+    return sorted(_parameters(name)[1])
+
+
+def scale_down(image: np.ndarray, side: int) -> np.ndarray:
+    """The (H, W, 3) uint8 image scaled so its longer side is at most `side` (unchanged if it already is)."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
