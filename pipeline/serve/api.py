@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 
 from pipeline.query import Hit
 from pipeline.serve import catalog
+from pipeline.serve.config import ServeConfig
 from pipeline.serve.engine import Engine, SegmenterKey, scale_down
 from pipeline.serve.images import Thumbnails, png_bytes, png_uri
 from pipeline.serve.metrics import Metrics
@@ -19,9 +20,8 @@ from pipeline.serve.uploads import UploadRefusedError, decode_upload
 Upload = Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, BMP or GIF")]
 
 
-def build_router(engine: Engine, metrics: Metrics, thumbs: Thumbnails) -> APIRouter:
-    """The /api routes over one engine; authentication is added by the app."""
-    config = engine.config
+def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: Thumbnails) -> APIRouter:
+    """The /api routes over one engine, within the limits of `config`; authentication is added by the app."""
     router = APIRouter(prefix="/api")
 
     def check_k(k: int) -> int:

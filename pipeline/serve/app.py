@@ -31,7 +31,9 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     """An app serving `config.root`; pass an `engine` to share one loaded model between apps (tests)."""
     config = config.checked()
     engine = engine or Engine(config)
-    engine.config = config
+    served = (engine.config.root, engine.config.model, engine.config.version, engine.config.device)
+    if served != (config.root, config.model, config.version, config.device):
+        raise ValueError("the engine given serves another root, model, index version or device")
     metrics = Metrics()
     guard = Depends(bearer_guard(config.token))
     app = FastAPI(
@@ -40,7 +42,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         version="1",
     )
     app.state.config, app.state.engine, app.state.metrics = config, engine, metrics
-    app.include_router(build_router(engine, metrics, Thumbnails(config.pool)), dependencies=[guard])
+    app.include_router(build_router(config, engine, metrics, Thumbnails(config.pool)), dependencies=[guard])
     _add_error_handlers(app, str(config.root))
 
     @app.get("/metrics", dependencies=[guard], include_in_schema=False)
