@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_text_query_finds_the_concept_with_thumbnails(client, serve_root):
     result = client.get("/api/query", params={"text": "star", "k": 10}).json()
     hits = result["hits"]
     assert [h["rank"] for h in hits] == list(range(1, 11))
-    assert all(a["score"] >= b["score"] for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(hits))
     assert sum("star" in truth[h["key"]] for h in hits) >= 7  # precision@10 floor on the toy world
     assert decode_uri(hits[0]["thumbnail"]).shape == (96, 96, 3)
     bare = client.get("/api/query", params={"text": "star", "k": 3, "thumbnails": "false"}).json()
@@ -70,7 +71,7 @@ def test_archive_page_is_ranked_with_scores_and_thumbnails(client):
     assert first["query"]["concept"] == "circle" and first["total"] == 16
     items = first["items"]
     assert [i["rank"] for i in items] == list(range(1, 11))
-    assert all(a["score"] >= b["score"] for a, b in zip(items, items[1:], strict=False))
+    assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(items))
     assert all(decode_uri(i["thumbnail"]).shape[2] == 3 for i in items)
     rest = client.get("/api/archives/toy/toy/circle", params={"offset": 10, "limit": 10}).json()["items"]
     assert [i["rank"] for i in rest] == list(range(11, 17))
@@ -91,7 +92,7 @@ def test_segment_returns_mask_overlay_and_legend_that_agree(client, serve_root):
     legend = result["legend"]
     assert abs(sum(k["fraction"] for k in legend) - 1) < 1e-4
     mask = decode_uri(result["mask"])
-    assert mask.shape == (result["height"], result["width"], 3) == truth.shape + (3,)
+    assert mask.shape == (result["height"], result["width"], 3) == (*truth.shape, 3)
     for key in legend:  # every pixel has its label's legend colour, in the legend's proportion
         share = np.all(mask == np.array(key["rgb"], np.uint8), axis=-1).mean()
         assert abs(share - key["fraction"]) < 1e-3, key
