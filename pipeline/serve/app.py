@@ -14,7 +14,7 @@ from pipeline.serve.auth import bearer_guard
 from pipeline.serve.config import ServeConfig
 from pipeline.serve.engine import Engine
 from pipeline.serve.images import Thumbnails
-from pipeline.serve.metrics import Metrics
+from pipeline.serve.metrics import Metrics, RequestCounter
 from pipeline.serve.paths import PathRefusedError
 from pipeline.serve.uploads import MULTIPART_OVERHEAD, BodyLimit, UploadRefusedError
 
@@ -22,7 +22,6 @@ STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
     "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 
@@ -59,15 +58,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or ("/static" if request.url.path.startswith("/static/") else "other")
-        metrics.requests.labels(template, request.method, str(response.status_code)).inc()
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
+    app.add_middleware(RequestCounter, metrics=metrics)
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + MULTIPART_OVERHEAD)
     return app
 

@@ -38,3 +38,32 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition text of every metric."""
         return generate_latest(self.registry)
+
+
+class RequestCounter:
+    """ASGI middleware: count each HTTP request by route template, method and status; mark answers nosniff."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Pass the request on, noting the status of its answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def noted(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            template = route or ("/static" if scope.get("path", "").startswith("/static/") else "other")
+            self.metrics.requests.labels(template, scope.get("method", ""), str(status["code"])).inc()
