@@ -1,0 +1,105 @@
+"""Deep prompt tuning (DPT) around a frozen open_clip ViT: learnable tokens replaced at every block."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """A ViT positional embedding (1 + g0 * g0, width) resized to a patch grid `grid`: (1 + gh * gw, width)."""
+    cls_pos, patch_pos = pos[:1], pos[1:]
+    side = round(patch_pos.shape[0] ** 0.5)
+    if side * side != patch_pos.shape[0]:
+        raise ValueError(f"positional embedding of {patch_pos.shape[0]} patches is not a square grid")
+    if (side, side) == tuple(grid):
+        return pos
+    patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, width, g0, g0)
+    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode=mode, align_corners=False).to(pos.dtype)
+    return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], 0)
+
+
+class PromptedViT(nn.Module):
+    """A frozen open_clip VisionTransformer with deep prompt tuning (ZegCLIP / VPT-deep).
+
+    Trainable: `prompt_embeddings` (1, n, width) inserted after the CLS token before block 0,
+    `deep_prompt_embeddings` (layers - 1, n, width) replacing them before every later block, the shared
+    `prompt_proj` Linear(width, width) (+ dropout), and `prompt_norm`, a LayerNorm applied before ln_post
+    (official code; not in the paper). Parameter names match the official checkpoints' `backbone.prompt_*`.
+    """
+
+    def __init__(
+        self,
+        visual: nn.Module,
+        num_tokens: int = 10,
+        dropout: float = 0.1,
+        double_cls: bool = True,
+        pos_mode: str = "bilinear",
+    ) -> None:
+        super().__init__()
+        for name in ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post"):
+            if not hasattr(visual, name):
+                raise ValueError(f"ZegCLIP needs an open_clip ViT image tower; {type(visual).__name__} has no {name}")
+        if num_tokens < 1:
+            raise ValueError(f"num_tokens must be positive, got {num_tokens}")
+        self.visual = visual.requires_grad_(False)
+        self.num_tokens = num_tokens
+        self.double_cls = double_cls  # official: the CLS embedding is added again with its position
+        self.pos_mode = pos_mode
+        width = int(visual.conv1.out_channels)
+        layers = len(visual.transformer.resblocks)
+        patch = int(visual.conv1.kernel_size[0])
+        self.width, self.patch_size, self.num_layers = width, patch, layers
+        bound = math.sqrt(6.0 / float(3 * patch * patch + width))  # xavier-uniform bound of the official code
+        self.prompt_embeddings = nn.Parameter(torch.empty(1, num_tokens, width).uniform_(-bound, bound))
+        self.deep_prompt_embeddings = nn.Parameter(torch.empty(layers - 1, num_tokens, width).uniform_(-bound, bound))
+        self.prompt_proj = nn.Linear(width, width)
+        nn.init.kaiming_normal_(self.prompt_proj.weight, a=0, mode="fan_out")
+        self.prompt_norm = nn.LayerNorm(width, eps=1e-6)
+        self.prompt_dropout = nn.Dropout(dropout)
+
+    @property
+    def output_dim(self) -> int:
+        """Dimension of the joint image-text space (the projection's output)."""
+        proj = self.visual.proj
+        return int(proj.shape[1]) if proj is not None else self.width
+
+    def train(self, mode: bool = True) -> PromptedViT:
+        """Train mode for the prompt modules only; the frozen tower always stays in eval mode."""
+        super().train(mode)
+        self.visual.eval()
+        return self
+
+    def _prompts(self, table: torch.Tensor, batch: int) -> torch.Tensor:
+        """(n, width) prompt table -> projected, dropped-out prompts (B, n, width)."""
+        return self.prompt_dropout(self.prompt_proj(table)).expand(batch, -1, -1)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised pixels (B, 3, H, W) -> patch embeddings (B, d, gh, gw) and global embeddings (B, d), both unit."""
+        visual = self.visual
+        x = visual.conv1(pixels)  # (B, width, gh, gw)
+        batch, _, gh, gw = x.shape
+        x = x.flatten(2).transpose(1, 2)  # (B, gh * gw, width)
+        cls = visual.class_embedding.to(x.dtype)
+        x = torch.cat([cls.expand(batch, 1, -1), x], 1)  # (B, 1 + gh * gw, width)
+        pos = interpolate_positions(visual.positional_embedding, (gh, gw), self.pos_mode).to(x.dtype)
+        if self.double_cls:
+            pos = torch.cat([pos[:1] + cls, pos[1:]], 0)
+        x = visual.ln_pre(x + pos)
+        n = self.num_tokens
+        x = torch.cat([x[:, :1], self._prompts(self.prompt_embeddings[0], batch).to(x.dtype), x[:, 1:]], 1)
+        first = not getattr(visual.transformer, "batch_first", True)
+        for i, block in enumerate(visual.transformer.resblocks):
+            if i > 0:
+                deep = self._prompts(self.deep_prompt_embeddings[i - 1], batch).to(x.dtype)
+                x = torch.cat([x[:, :1], deep, x[:, 1 + n :]], 1)
+            x = block(x.transpose(0, 1)).transpose(0, 1) if first else block(x)  # (B, 1 + n + gh * gw, width)
+        x = visual.ln_post(self.prompt_norm(x))
+        if visual.proj is not None:
+            x = x @ visual.proj  # (B, 1 + n + gh * gw, d)
+        glob = F.normalize(x[:, 0], dim=-1)  # (B, d)
+        patches = F.normalize(x[:, 1 + n :], dim=-1)  # (B, gh * gw, d)
+        return patches.transpose(1, 2).reshape(batch, -1, gh, gw), glob
