@@ -92,9 +92,17 @@ def _segmenter_options(factory: Callable, name: str, args: argparse.Namespace) -
     """Keyword arguments for segmenter `name` from the options given (a required CLIP defaults to the toy model);
     ValueError for an option given that it does not take, or a parameter it needs that no option gives."""
     names, required, var_kw = _accepted(factory)
-    option_of = {"bank": "--bank", "clip": "--model", "saliency": "--no-saliency", "crf": "--crf", "device": "--device"}
+    option_of = {
+        "bank": "--bank",
+        "checkpoint": "--checkpoint",
+        "clip": "--model",
+        "saliency": "--no-saliency",
+        "crf": "--crf",
+        "device": "--device",
+    }
     values = {
         "bank": Path(args.bank) if args.bank is not None else None,
+        "checkpoint": Path(args.checkpoint) if args.checkpoint is not None else None,
         "clip": args.model if args.model is not None else ("toy" if "clip" in required else None),
         "saliency": False if args.no_saliency else None,
         "crf": True if args.crf else None,
@@ -181,8 +189,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this package's subcommands on the `coarchive` parser."""
     from segment.car.commands import add_commands as add_car_commands
+    from segment.reco_plus_commands import add_commands as add_reco_plus_commands
     from segment.zegclip.commands import add_commands as add_zegclip_commands
 
+    add_reco_plus_commands(commands)
     add_zegclip_commands(commands)
     add_car_commands(commands)
     co = commands.add_parser(
@@ -226,6 +236,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--split", default="val", help="split to evaluate (default val)")
     ev.add_argument("--segmenter", default="reco", help="registered segmenter name (default reco)")
     ev.add_argument("--bank", default=None, help="segment bank folder (bank.safetensors + bank.json) for reco")
+    ev.add_argument("--checkpoint", default=None, help="a trained segmenter's checkpoint folder (reco-plus)")
     ev.add_argument("--model", default=None, help="CLIP for text and saliency (default: the bank's own, else toy)")
     ev.add_argument("--crf", action="store_true", help="refine labels with the dense CRF")
     ev.add_argument("--no-saliency", action="store_true", help="no DenseCLIP saliency (reco)")
