@@ -125,13 +125,16 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         bank: Annotated[str | None, Form(description="bank run under banks/MODEL_ID/")] = None,
         checkpoint: Annotated[str | None, Form(description="checkpoint folder relative to the data root")] = None,
         concepts: Annotated[str | None, Form(description="comma-separated subset of the concepts")] = None,
-        crf: Annotated[bool, Form()] = False,
+        crf: Annotated[bool, Form(description="refine with a dense CRF (segmenters that take crf)")] = False,
+        saliency: Annotated[
+            bool, Form(description="ReCo's DenseCLIP saliency product (segmenters that take it)")
+        ] = True,
         format: Annotated[Literal["json", "png"], Form()] = "json",
     ) -> Response:
         names = {s["name"] for s in engine.segmenters()}
         if segmenter not in names:
             raise HTTPException(422, f"unknown segmenter {segmenter!r}; available: {', '.join(sorted(names))}")
-        key = SegmenterKey(segmenter, bank or None, checkpoint or None, crf)
+        key = SegmenterKey(segmenter, bank or None, checkpoint or None, crf, saliency)
         wanted = [c.strip() for c in (concepts or "").split(",") if c.strip()]
         start = time.perf_counter()
         with metrics.segment_seconds.labels(segmenter).time():

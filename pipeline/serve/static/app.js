@@ -198,6 +198,7 @@ $("segment-form").addEventListener("submit", async (event) => {
   if (!$("seg-checkpoint-label").hidden) form.append("checkpoint", $("seg-checkpoint").value);
   if ($("seg-concepts").value.trim()) form.append("concepts", $("seg-concepts").value);
   form.append("crf", $("seg-crf").checked ? "true" : "false");
+  form.append("saliency", $("seg-saliency").checked ? "true" : "false");
   $("seg-status").textContent = "segmenting…";
   $("seg-result").hidden = true;
   try {

@@ -124,6 +124,11 @@ def test_segmenter_built_once_and_reused(client, engine, serve_root):
     for _ in range(2):
         client.post("/api/segment", files={"file": ("a.jpg", data, "image/jpeg")}, data={"bank": "toy"})
     assert engine.segmenter(SegmenterKey("reco", "toy")) is engine.segmenter(SegmenterKey("reco", "toy"))
+    form = {"bank": "toy", "saliency": "false", "crf": "true"}
+    answer = client.post("/api/segment", files={"file": ("a.jpg", data, "image/jpeg")}, data=form)
+    assert answer.status_code == 200
+    variant = engine.segmenter(SegmenterKey("reco", "toy", crf=True, saliency=False))
+    assert variant.use_crf and not variant.use_saliency
 
 
 def test_runs_and_manifest(client):
