@@ -113,4 +113,6 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
         ),
     )
     (Path(out) / "demo.json").write_text(json.dumps(timing, indent=2))
-    return write_report(Path(out) / "report.html", "coarchive demo: toy world", sections)
+    report = write_report(Path(out) / "report.html", "coarchive demo: toy world", sections)
+    print(f"browse the results in the web page: coarchive serve --root {data.resolve()}")
+    return report
