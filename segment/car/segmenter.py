@@ -1,1 +1,273 @@
-"""The `car` segmenter (registered on import)."""
+"""The `car` segmenter (registered on import): CLIP as RNN with batched proposals, one encode per prompted image."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segment.bank import SegmentBank
+from segment.car.affinity import refine_cams, sinkhorn_affinity
+from segment.car.bank_evidence import BankEvidence
+from segment.car.classifier import MaskClassifier, TemplateBank, query_scores
+from segment.car.gradcam import ImageState, cam_pixels, encode_image_state, query_cams
+from segment.car.recurrence import Recurrence, recur
+from segment.car.settings import BACKGROUND_CONCEPT, CAM_TEMPLATES, CAR_BACKGROUND, CarSettings
+from segment.car.settings import preset as car_preset
+from segment.car.visual_prompts import apply_visual_prompts
+from segment.crf import CrfSettings, dense_crf
+from segment.segmenter import Protocol, Segmentation, Segmenter, check_concepts, check_image, register_segmenter
+
+
+def _load(clip: Any, device: torch.device) -> Any:
+    """A LoadedModel as given, or loaded from a model reference string."""
+    if clip is None:
+        raise ValueError("CaR needs a CLIP: clip=LoadedModel or a model reference such as 'toy' or 'ViT-B-16:openai'")
+    if isinstance(clip, str):
+        from pipeline.models import load_model
+
+        return load_model(clip, device=device)
+    return clip
+
+
+def _is_toy(loaded: Any) -> bool:
+    from pipeline.models import TOY_NAME
+
+    return getattr(getattr(loaded, "ref", None), "name", None) == TOY_NAME
+
+
+@dataclass
+class ImageContext:
+    """Per-image work shared by every iteration: ViT state, affinity, bank features, encoded prompted images."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    state: ImageState
+    affinity: torch.Tensor  # (N, N)
+    bank_features: torch.Tensor | None  # (h, w, d)
+    embeddings: dict[str, torch.Tensor]  # binary-mask digest -> (d,) prompted-image embedding
+
+
+@register_segmenter("car")
+class CaRSegmenter(Segmenter):
+    """CaR: gradCAM proposals refined by attention affinity, visual-prompt classification with a threshold, repeated
+    until the query set stops changing; background channel, optional dense CRF and SAM refinement.
+
+    `clip` proposes masks, `classifier` (default: the same CLIP) scores prompted images. With `bank`, the classifier
+    also weighs mask-pooled dense features against the bank's reference embeddings (`bank_weight`). A concept named
+    `background` gets the background channel (1 - max CAM)^bg_factor instead of a CAM. `vocabulary` limits the
+    concepts accepted (default: the bank's concepts, the toy world's classes for the toy CLIP, else any text).
+    `settings` or a `preset` name (default: 'toy' for the toy CLIP, else CaR's 'voc' thresholds); keyword `options`
+    override single fields (e.g. mask_threshold=0.5).
+    """
+
+    name = "car"
+    protocol = Protocol("whole")
+
+    def __init__(
+        self,
+        clip: Any,
+        classifier: Any = None,
+        bank: SegmentBank | str | Path | None = None,
+        crf: bool = False,
+        device: str | torch.device | None = None,
+        settings: CarSettings | None = None,
+        preset: str | None = None,
+        templates: Sequence[str] | None = None,
+        cam_templates: Sequence[str] | None = None,
+        background_queries: Sequence[str] | None = None,
+        vocabulary: Sequence[str] | None = None,
+        sam: Any = None,
+        crf_settings: CrfSettings | None = None,
+        **options: Any,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.clip = _load(clip, self.device)
+        if settings is not None and preset is not None:
+            raise ValueError("give settings or preset, not both")
+        if settings is None:
+            settings = car_preset(preset or ("toy" if _is_toy(self.clip) else "voc"))
+        self.settings = settings.with_options(**options)
+        self.classifier_clip = self.clip if classifier is None else _load(classifier, self.device)
+        toy = _is_toy(self.clip)
+        if templates is None:
+            from archives.prompts import templates as template_set
+
+            templates = template_set("toy" if _is_toy(self.classifier_clip) else "car")
+        if cam_templates is None:
+            from archives.prompts import templates as template_set
+
+            cam_templates = template_set("toy") if toy else CAM_TEMPLATES
+        self.background_queries = tuple(
+            background_queries if background_queries is not None else (() if toy else CAR_BACKGROUND)
+        )
+        self.cam_text = TemplateBank(self.clip, cam_templates)
+        s = self.settings
+        self.cam_scale = _scale(s.logit_scale, self.clip)
+        self.classifier = MaskClassifier(
+            self.classifier_clip, templates, _scale(s.logit_scale, self.classifier_clip), s.classifier_layer
+        )
+        self.evidence = BankEvidence(bank, self.clip, temperature=s.bank_temperature) if bank is not None else None
+        if vocabulary is None and self.evidence is not None:
+            vocabulary = [*self.evidence.bank.concepts, BACKGROUND_CONCEPT]
+        if vocabulary is None and toy:
+            from pipeline.toy.world import WorldSpec
+
+            vocabulary = [*WorldSpec().classes, BACKGROUND_CONCEPT]
+        self.vocabulary = None if vocabulary is None else set(vocabulary)
+        self.use_crf = bool(crf)
+        self.crf_settings = crf_settings or CrfSettings()
+        self.sam = sam
+
+    # --- per-image work -------------------------------------------------------------------------------------------
+
+    def check(self, concepts: Sequence[str]) -> tuple[list[str], list[str], int | None]:
+        """(concepts, text queries, index of the background concept or None); ValueError for unknown concepts."""
+        concepts = check_concepts(concepts)
+        if self.vocabulary is not None:
+            unknown = [c for c in concepts if c not in self.vocabulary]
+            if unknown:
+                raise ValueError(f"unknown concept {unknown[0]!r}; this CaR knows {', '.join(sorted(self.vocabulary))}")
+        background = concepts.index(BACKGROUND_CONCEPT) if BACKGROUND_CONCEPT in concepts else None
+        queries = [c for c in concepts if c != BACKGROUND_CONCEPT]
+        if self.evidence is not None:
+            self.evidence.check(queries)
+        return concepts, queries, background
+
+    @torch.no_grad()
+    def context(self, image: np.ndarray) -> ImageContext:
+        """Encode an image once: last-block tokens, affinity, bank features."""
+        visual = self.clip.model.visual
+        state = encode_image_state(visual, cam_pixels(visual, image, self.clip.device), self.settings.attention_layers)
+        feats = self.evidence.features(image) if self.evidence is not None else None
+        return ImageContext(image, state, sinkhorn_affinity(state.attention), feats, {})
+
+    def background_text(self, queries: Sequence[str]) -> torch.Tensor:
+        """(B, d) background query embeddings, leaving out any that is one of the queries."""
+        names = [b for b in self.background_queries if b not in set(queries)]
+        if not names:
+            return torch.zeros(0, int(self.clip.embed_dim))
+        return self.cam_text.ensembled(names)
+
+    def propose(self, ctx: ImageContext, queries: Sequence[str]) -> torch.Tensor:
+        """Refined CAMs (Q, H, W) in [0, 1] of all `queries` at once, at the image's size."""
+        s = self.settings
+        visual = self.clip.model.visual
+        cams = query_cams(
+            visual, ctx.state, self.cam_text.ensembled(queries), self.background_text(queries), self.cam_scale
+        )
+        refined = refine_cams(cams, ctx.affinity, s.box_threshold)  # (Q, gh, gw)
+        return upsample(refined, ctx.image.shape[:2])
+
+    def prompted(self, ctx: ImageContext, proposals: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
+        """Each proposal's visual-prompted image and binary mask (P, H, W)."""
+        s = self.settings
+        masks = proposals > s.mask_threshold
+        images = [apply_visual_prompts(ctx.image, m.numpy(), s.prompts, blur_sigma=s.blur_sigma) for m in masks]
+        return images, masks
+
+    def score(self, ctx: ImageContext, queries: Sequence[str], proposals: torch.Tensor) -> torch.Tensor:
+        """Mask scores (P, Q): each proposal's prompted image over the queries; identical masks are encoded once
+        per image, across iterations."""
+        images, masks = self.prompted(ctx, proposals)
+        keys = [_digest(m) for m in masks]
+        new = [i for i, k in enumerate(keys) if k not in ctx.embeddings]
+        if new:
+            from segment.car.classifier import encode_images
+
+            emb = encode_images(self.classifier_clip, [images[i] for i in new], self.settings.classifier_layer)
+            for i, e in zip(new, emb, strict=True):
+                ctx.embeddings[keys[i]] = e
+        embeddings = torch.stack([ctx.embeddings[k] for k in keys])  # (P, d)
+        summed = _summed(self.classifier, embeddings, queries)
+        return query_scores(summed, *self._evidence(ctx, masks, queries))
+
+    def _evidence(self, ctx: ImageContext, masks: torch.Tensor, queries: Sequence[str]) -> tuple[Any, float]:
+        """(bank evidence (P, Q) or None, its weight in template units)."""
+        if self.evidence is None or ctx.bank_features is None:
+            return None, 0.0
+        weight = self.settings.bank_weight * len(self.classifier.text.templates)
+        return self.evidence.scores(ctx.bank_features, masks, queries), weight
+
+    def run(self, image: np.ndarray, queries: Sequence[str]) -> Recurrence[torch.Tensor]:
+        """CaR's recurrence on one image: the final queries (indices into `queries`), their proposals, the steps."""
+        ctx = self.context(image)
+
+        def propose(active: list[int]) -> torch.Tensor:
+            return self.propose(ctx, [queries[i] for i in active])
+
+        def classify(active: list[int], proposals: torch.Tensor) -> list[float]:
+            return self.score(ctx, [queries[i] for i in active], proposals).diagonal().tolist()
+
+        s = self.settings
+        return recur(len(queries), propose, classify, s.confidence_threshold, s.max_iterations)
+
+    # --- output ---------------------------------------------------------------------------------------------------
+
+    def assemble(
+        self, image: np.ndarray, concepts: list[str], queries: list[str], background: int | None, result: Recurrence
+    ) -> Segmentation:
+        """Score maps (C, H, W) from the final proposals (dropped concepts 0), the background channel, optional CRF
+        and SAM, and the argmax labels."""
+        h, w = image.shape[:2]
+        scores = torch.zeros(len(concepts), h, w)
+        for row, q in enumerate(result.queries):
+            scores[concepts.index(queries[q])] = result.proposals[row].float()
+        if background is not None:
+            peak = result.proposals.float().amax(0) if len(result.queries) else torch.zeros(h, w)
+            scores[background] = (1 - peak).clamp_min(0) ** self.settings.bg_factor
+        if self.use_crf:
+            probs = scores.clamp_min(1e-8)
+            scores = torch.from_numpy(dense_crf(image, probs / probs.sum(0, keepdim=True), self.crf_settings))
+        if self.sam is not None:
+            from segment.car.sam import sam_refine
+
+            scores = sam_refine(self.sam, image, scores, self.settings.sam_iou)
+        scores = scores.float().contiguous()
+        return Segmentation(concepts, scores, scores.argmax(0).numpy().astype(np.int64))
+
+    def segment(self, image: np.ndarray, concepts: Sequence[str]) -> tuple[Segmentation, Recurrence | None]:
+        """One image's segmentation and its recurrence (None when only the background concept was asked for)."""
+        image = check_image(image)
+        concepts, queries, background = self.check(concepts)
+        if not queries:
+            h, w = image.shape[:2]
+            return Segmentation(concepts, torch.ones(1, h, w), np.zeros((h, w), np.int64)), None
+        result = self.run(image, queries)
+        return self.assemble(image, concepts, queries, background, result), result
+
+    def predict_batch(self, images: Sequence[np.ndarray], concepts: Sequence[str]) -> list[Segmentation]:
+        """Segment each (H, W, 3) uint8 image into `concepts` (each image runs its own recurrence)."""
+        images = [check_image(im) for im in images]
+        self.check(concepts)
+        return [self.segment(image, concepts)[0] for image in images]
+
+
+def _scale(logit_scale: float | None, loaded: Any) -> float:
+    """The logit scale given, or the CLIP's own learned one."""
+    if logit_scale is not None:
+        return float(logit_scale)
+    return float(loaded.model.logit_scale.detach().exp().item())
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(Q, h, w) maps bilinearly resized to (Q, H, W), clamped to [0, 1]."""
+    return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
+
+
+def _digest(mask: torch.Tensor) -> str:
+    """A key for a binary mask (its shape and bits)."""
+    bits = np.packbits(mask.numpy().astype(bool))
+    return f"{tuple(mask.shape)}:{hashlib.sha1(bits.tobytes()).hexdigest()}"
+
+
+def _summed(classifier: MaskClassifier, embeddings: torch.Tensor, queries: Sequence[str]) -> torch.Tensor:
+    """Template-summed probabilities (P, Q) of already-encoded prompted images."""
+    from segment.car.classifier import template_scores
+
+    return template_scores(embeddings, classifier.text.per_template(queries), classifier.logit_scale)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pipeline.toy.world import WorldSpec
+from segment.segmenter import Segmenter, create_segmenter
 
-def build(toy_model):
-    """(segmenter, concepts) for the contract test."""
-    raise NotImplementedError("car is not registered yet")
+
+def build(toy_model) -> tuple[Segmenter, list[str]]:
+    """(segmenter, concepts) for the contract test: CaR on the toy CLIP (proposals and classifier), no bank."""
+    segmenter = create_segmenter("car", clip=toy_model, device="cpu", max_iterations=3)
+    return segmenter, list(WorldSpec().classes)

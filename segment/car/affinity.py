@@ -1,0 +1,67 @@
+"""CAM refinement by attention affinity: Sinkhorn-normalised attention, restricted to boxes around CAM regions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from segment.car.gradcam import normalise_maps
+
+Box = tuple[int, int, int, int]  # (top, left, bottom, right), inclusive pixel bounds
+
+
+def sinkhorn_affinity(attention: torch.Tensor, rounds: int = 3) -> torch.Tensor:
+    """(N, N) attention -> column- then row-normalised `rounds` times, symmetrised, squared: (N, N) float32."""
+    t = attention.float()
+    for _ in range(rounds):
+        t = t / t.sum(0, keepdim=True)
+        t = t / t.sum(1, keepdim=True)
+    t = (t + t.T) / 2
+    return t @ t
+
+
+def region_boxes(mask: np.ndarray) -> list[Box]:
+    """Bounding boxes (top, left, bottom, right; inclusive) of the 8-connected regions of a (h, w) bool mask,
+    in the order of each region's first pixel in row-major scan."""
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        raise ValueError(f"region_boxes needs a 2-d mask, got shape {mask.shape}")
+    h, w = mask.shape
+    seen = np.zeros_like(mask)
+    boxes: list[Box] = []
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if seen[y0, x0]:
+            continue
+        seen[y0, x0] = True
+        stack, top, left, bottom, right = [(y0, x0)], y0, x0, y0, x0
+        while stack:
+            y, x = stack.pop()
+            top, left, bottom, right = min(top, y), min(left, x), max(bottom, y), max(right, x)
+            for ny in range(max(y - 1, 0), min(y + 2, h)):
+                for nx in range(max(x - 1, 0), min(x + 2, w)):
+                    if mask[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        boxes.append((int(top), int(left), int(bottom), int(right)))
+    return boxes
+
+
+def box_mask(cam: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(h, w) bool: the union of the boxes around the regions where `cam` exceeds `threshold` times its maximum."""
+    cam_np = cam.detach().float().cpu().numpy()
+    peak = float(cam_np.max())
+    out = torch.zeros(cam.shape, dtype=torch.bool)
+    if peak <= 0:
+        return out
+    for top, left, bottom, right in region_boxes(cam_np > threshold * peak):
+        out[top : bottom + 1, left : right + 1] = True
+    return out
+
+
+def refine_cams(cams: torch.Tensor, affinity: torch.Tensor, threshold: float) -> torch.Tensor:
+    """CAMs (Q, h, w) propagated by the affinity (N, N) from inside their boxes only, then min-max normalised."""
+    q, h, w = cams.shape
+    boxes = torch.stack([box_mask(c, threshold) for c in cams]).to(cams.device)  # (Q, h, w)
+    masked = (cams.float() * boxes).reshape(q, h * w)  # (Q, N)
+    refined = (affinity.to(cams.device) @ masked.T).T  # (Q, N)
+    return normalise_maps(refined.reshape(q, h, w))

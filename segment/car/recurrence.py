@@ -1,0 +1,68 @@
+"""CaR's recurrence: propose masks for the current queries, keep the confident ones, repeat until the set is stable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+P = TypeVar("P")  # whatever the proposal step returns (e.g. (Q, H, W) maps)
+
+
+@dataclass
+class Step:
+    """One iteration: the queries whose masks were proposed, each one's own score, and those kept."""
+
+    queries: list[int]
+    scores: list[float]
+    kept: list[int]
+
+
+@dataclass
+class Recurrence(Generic[P]):
+    """The final query set, its proposals, every iteration, and why it stopped ('stable' or 'cap')."""
+
+    queries: list[int]
+    proposals: P
+    steps: list[Step] = field(default_factory=list)
+    stopped: str = "stable"
+
+
+def keep_confident(queries: Sequence[int], scores: Sequence[float], confidence: float) -> list[int]:
+    """Queries whose own score exceeds `confidence`; the best-scoring one if none does."""
+    kept = [q for q, s in zip(queries, scores, strict=True) if s > confidence]
+    if not kept:
+        kept = [queries[max(range(len(queries)), key=lambda i: scores[i])]]
+    return kept
+
+
+def recur(
+    num_queries: int,
+    propose: Callable[[list[int]], P],
+    classify: Callable[[list[int], P], Sequence[float]],
+    confidence: float,
+    max_iterations: int = 10,
+) -> Recurrence[P]:
+    """Run CaR's loop from all `num_queries` queries.
+
+    propose(queries) returns the proposals of those queries; classify(queries, proposals) returns each query's own
+    score. The loop stops when an iteration keeps every query it proposed for; after `max_iterations` iterations it
+    proposes once more for the last kept set (so the proposals always belong to the returned queries) and stops.
+    """
+    if num_queries < 1:
+        raise ValueError(f"CaR needs at least one query, got {num_queries}")
+    if max_iterations < 1:
+        raise ValueError(f"max_iterations must be at least 1, got {max_iterations}")
+    active = list(range(num_queries))
+    steps: list[Step] = []
+    for _ in range(max_iterations):
+        proposals = propose(active)
+        scores = [float(s) for s in classify(active, proposals)]
+        if len(scores) != len(active):
+            raise ValueError(f"classify returned {len(scores)} scores for {len(active)} queries")
+        kept = keep_confident(active, scores, confidence)
+        steps.append(Step(active, scores, kept))
+        if kept == active:
+            return Recurrence(active, proposals, steps, "stable")
+        active = kept
+    return Recurrence(active, propose(active), steps, "cap")

@@ -1,0 +1,81 @@
+"""CaR's settings: thresholds, visual prompts, recurrence cap, background queries, and the per-benchmark presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from segment.car.classifier import LAYERS
+from segment.car.visual_prompts import BLUR_SIGMA, check_prompts
+
+# The background queries of CaR's CAM softmax (they compete with the concepts but are never output).
+CAR_BACKGROUND = (
+    "ground", "land", "grass", "tree", "building", "wall", "sky", "lake", "water", "river", "sea", "railway",
+    "railroad", "helmet", "cloud", "house", "mountain", "ocean", "road", "rock", "street", "valley", "bridge",
+)  # fmt: skip
+CAM_TEMPLATES = ("a clean origami {}.",)
+BACKGROUND_CONCEPT = "background"  # a concept of this name receives the background channel instead of a CAM
+
+
+@dataclass(frozen=True)
+class CarSettings:
+    """Thresholds (mask / confidence / CAM box), prompts and the rest; defaults are CaR's VOC ones."""
+
+    mask_threshold: float = 0.4
+    confidence_threshold: float = 0.6
+    box_threshold: float = 0.4
+    prompts: tuple[str, ...] = ("circle", "blur")
+    max_iterations: int = 10
+    logit_scale: float | None = None  # None: the CLIP's own learned scale (100 for OpenAI's CLIPs)
+    attention_layers: int = 8
+    bg_factor: float = 1.0
+    blur_sigma: float = BLUR_SIGMA
+    classifier_layer: str = "final"
+    bank_weight: float = 1.0  # bank evidence counts as this many times all the text templates together
+    bank_temperature: float = 100.0
+    sam_iou: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("mask_threshold", "confidence_threshold", "box_threshold", "sam_iou"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        object.__setattr__(self, "prompts", check_prompts(self.prompts))
+        if not isinstance(self.max_iterations, int) or self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be an integer of at least 1, got {self.max_iterations!r}")
+        if not isinstance(self.attention_layers, int) or self.attention_layers < 1:
+            raise ValueError(f"attention_layers must be an integer of at least 1, got {self.attention_layers!r}")
+        for name in ("logit_scale", "blur_sigma", "bank_temperature", "bg_factor"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or float(value) <= 0):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if float(self.bank_weight) < 0:
+            raise ValueError(f"bank_weight must be non-negative, got {self.bank_weight!r}")
+        if self.classifier_layer not in LAYERS:
+            raise ValueError(f"unknown classifier_layer {self.classifier_layer!r}; choose from {', '.join(LAYERS)}")
+
+    def with_options(self, **options: Any) -> CarSettings:
+        """A copy with some fields replaced; ValueError naming an unknown one."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown CaR settings {unknown}; known: {sorted(known)}")
+        return replace(self, **options)
+
+
+PRESETS = {  # CaR's per-benchmark thresholds (mask / confidence / CAM box) and prompts
+    "voc": CarSettings(0.4, 0.6, 0.4, ("circle", "blur")),
+    "coco-object": CarSettings(0.5, 0.3, 0.5, ("blur", "gray")),
+    "context": CarSettings(0.6, 0.25, 0.4, ("circle", "blur")),
+    "ade20k": CarSettings(0.6, 0.25, 0.7, ("gray", "blur")),
+    # the toy world: 13 classes and 4 toy templates make the outer softmax flat (tuned on pool scenes, python -m
+    # segment.car.toy --tune); measured on held-out benchmark scenes
+    "toy": CarSettings(0.4, 0.06, 0.4, ("circle",)),
+}
+
+
+def preset(name: str) -> CarSettings:
+    """The settings CaR used on a benchmark ('voc', 'coco-object', 'context', 'ade20k'), or 'toy'."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown CaR preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
