@@ -14,6 +14,7 @@ from segment.zegclip.model import ModelConfig, ZegCLIP
 from segment.zegclip.vocabulary import Vocabulary
 
 WEIGHTS, VOCAB, META, STATE = "zegclip.pt", "vocabulary.pt", "config.json", "train_state.pt"
+POSITIONS = "positional_embedding.pt"  # optional: the image tower's own positional embedding (official: 32 x 32)
 FORMAT = 1
 
 
@@ -85,6 +86,10 @@ def load_zegclip(folder: Path | str, clip=None, device: str | torch.device = "cp
         from pipeline.models import load_model
 
         clip = load_model(meta.clip, device=device)
+    positions = Path(folder) / POSITIONS
+    if positions.is_file():
+        table = torch.load(positions, map_location="cpu", weights_only=True)  # (1 + g * g, width)
+        clip.model.visual.positional_embedding = torch.nn.Parameter(table.to(device), requires_grad=False)
     model = ZegCLIP(clip.model.visual, meta.model)
     load_weights(folder, model)
     return model.to(device).eval(), Vocabulary.load(Path(folder) / VOCAB), meta, clip

@@ -169,7 +169,7 @@ def train_zegclip(
         saved = read_meta(folder)
         if not (folder / STATE).is_file():
             raise FileNotFoundError(f"no training state {folder / STATE} to resume from")
-        if saved.train != asdict(config) or saved.classes != meta.classes or saved.model != model.config:
+        if TrainConfig.from_dict(saved.train) != config or saved.classes != meta.classes or saved.model != model.config:
             raise ValueError(f"the checkpoint in {folder} was trained with another config or classes")
         load_weights(folder, model)
         state = torch.load(folder / STATE, map_location="cpu", weights_only=False)
@@ -197,7 +197,7 @@ def train_zegclip(
         bar.update(1)
         bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
         if on_step is not None:
-            on_step(step, {k: float(v) for k, v in losses.items()})
+            on_step(step, {k: float(v.detach()) for k, v in losses.items()})
         if folder is not None and (step % config.save_every == 0 or step == stop):
             state = {"step": step, "optimizer": optimizer.state_dict(), "generator": gen.get_state()}
             meta.step = step
