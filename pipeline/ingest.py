@@ -21,8 +21,13 @@ def ingest(
     processes: int = 1,
     threads: int = 32,
     timeout: int = 10,
+    incremental_mode: str = "incremental",
 ) -> dict:
-    """Download the URL list into `pool` with img2dataset (webdataset output; finished shards are skipped)."""
+    """Download the URL list into `pool` with img2dataset (webdataset output; finished shards are skipped).
+
+    `incremental_mode` is img2dataset's: 'incremental' skips finished shards, 'extend' numbers new shards after
+    the last one in `pool`.
+    """
     if input_format not in INPUT_FORMATS:
         raise ValueError(f"unknown input format {input_format!r}; choose from {', '.join(INPUT_FORMATS)}")
     if "://" not in url_list and not Path(url_list).exists():
@@ -52,7 +57,7 @@ def ingest(
         processes_count=processes,
         thread_count=threads,
         timeout=timeout,
-        incremental_mode="incremental",
+        incremental_mode=incremental_mode,
         enable_wandb=False,
     )
     return pool_stats(pool)

@@ -1,0 +1,1 @@
+"""The nightly run's stages, one module each, in run order."""

@@ -1,0 +1,117 @@
+"""Stage 3, index: add the new embedding shards to the index with build_index(incremental=True).
+
+The index folder is shared by all runs, so the run keeps a copy of index.json as it was before the stage started
+(runs/{run}/index.before.json). A resumed attempt puts it back when an interrupted build had removed it, so the
+trained index and the finished blocks are reused exactly as an uninterrupted build would reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from pipeline.nightly.state import fingerprint, read_json, relative, write_json
+from pipeline.nightly.steps.base import RunContext, StageResult
+
+BEFORE = "index.before.json"
+
+
+def index_dir(ctx: RunContext) -> Path:
+    """index/{model_id}/{version}/ under the root."""
+    return ctx.root / "index" / ctx.model_id / ctx.config.index.version
+
+
+def embedding_dir(ctx: RunContext) -> Path:
+    """embeddings/{model_id}/ under the root."""
+    return ctx.root / "embeddings" / ctx.model_id
+
+
+def stage_fingerprint(ctx: RunContext) -> str:
+    """The finished embedding shards and the index options."""
+    from pipeline.index import embedding_shards
+
+    return fingerprint(embedding_shards(embedding_dir(ctx)), ctx.config.model, asdict(ctx.config.index))
+
+
+def canary_queries(ctx: RunContext):
+    """The registry's concept embeddings (q, d) float32: the recall report's and the drift check's queries."""
+    from archives.prompts import concept_embeddings, default_template_set
+    from archives.registry import load_registry, select
+
+    loaded = ctx.model()
+    concepts = select(load_registry(ctx.config.path(ctx.config.archives.registry)), None)
+    return concept_embeddings(loaded, concepts, ctx.config.archives.templates or default_template_set(loaded.ref))
+
+
+def _restore(ctx: RunContext, folder: Path) -> bool:
+    """Save index.json before the first attempt; put it back if an interrupted attempt removed it.
+
+    Return False when the interrupted attempt was a retrain (trained.index gone): the rerun must train afresh.
+    """
+    before = ctx.run_dir / BEFORE
+    current = folder / "index.json"
+    if not before.is_file():
+        write_json(before, read_json(current) or {"absent": True})
+        return True
+    saved = read_json(before)
+    if current.is_file() or saved.get("absent"):
+        return True
+    if not (folder / "trained.index").is_file():
+        return False
+    tmp = folder / ".index.json.restore"
+    tmp.write_text(before.read_text())
+    tmp.replace(current)
+    return True
+
+
+def run(ctx: RunContext) -> StageResult:
+    """Add the shards the index lacks (retraining if the drift check fails); report what changed since the stage's
+    first attempt, so a resumed attempt reports the work an interrupted one did."""
+    from pipeline.cli import _bytes
+    from pipeline.index import build_index, embedding_shards
+
+    folder = index_dir(ctx)
+    shards = embedding_shards(embedding_dir(ctx))
+    incremental = _restore(ctx, folder)
+    saved = read_json(ctx.run_dir / BEFORE)
+    before = None if saved.get("absent") else saved
+    info = read_json(folder / "index.json")
+    if not info or info.get("shards") != shards:
+        cfg = ctx.config.index
+        executor = ctx.executor()
+        try:
+            info = build_index(
+                embedding_dir(ctx),
+                folder,
+                canary_queries(ctx),
+                executor,
+                max_memory=_bytes(cfg.max_memory),
+                target_recall=cfg.target_recall,
+                incremental=incremental,
+                max_imbalance=cfg.max_imbalance,
+                progress=ctx.progress,
+            )
+        finally:
+            executor.close()
+        if not incremental:
+            info["retrained_because"] = "resumed a retrain that was interrupted"
+            write_json(folder / "index.json", info)
+    outputs = {"dir": relative(ctx.root, folder)}
+    added = [s for s in shards if s not in set((before or {}).get("shards", []))]
+    if not added:
+        message = f"up to date: {info['count']} vectors in {len(shards)} shards"
+        counts = {"shards": 0, "vectors": info["count"]}
+        return StageResult("nothing new", message, counts, outputs, skipped=len(shards))
+    counts = {
+        "shards": len(added),
+        "vectors": info["count"],
+        "retrained": int(before is None or bool(info.get("retrained_because"))),
+        "nprobe": info["nprobe"],
+        "recall@10": info["recall"]["recall@10"],
+    }
+    why = f"; retrained: {info['retrained_because']}" if info.get("retrained_because") else ""
+    message = (
+        f"added {len(added)} shards: {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}), "
+        f"recall@10 {info['recall']['recall@10']:.3f}{why}"
+    )
+    return StageResult("ran", message, counts, outputs, done=len(added), skipped=len(shards) - len(added))
