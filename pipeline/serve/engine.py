@@ -72,12 +72,18 @@ class Engine:
         return self._search(features.cpu().numpy(), k)[0]
 
     def segmenters(self) -> list[dict]:
-        """Each registered segmenter with the folders it needs ('bank' or 'checkpoint')."""
+        """Each registered segmenter with the folders it needs and those it can take ('bank', 'checkpoint')."""
         out = []
         for name in available_segmenters():
-            needs = [p for p in _required(name) if p in SOURCES]
-            usable = set(_required(name)) <= {*SOURCES, "clip"}
-            out.append({"name": name, "needs": needs, "usable": usable})
+            accepted, required = _parameters(name)
+            out.append(
+                {
+                    "name": name,
+                    "needs": sorted(required & set(SOURCES)),
+                    "takes": sorted(accepted & set(SOURCES)),
+                    "usable": required <= {*SOURCES, "clip", "device"},
+                }
+            )
         return out
 
     def segmenter(self, key: SegmenterKey) -> Segmenter:
@@ -117,11 +123,15 @@ class Engine:
         return segmenter_factory(key.name)(**kwargs)
 
     def segment(self, key: SegmenterKey, image: np.ndarray, concepts: list[str] | None) -> Segmentation:
-        """Segment one (H, W, 3) uint8 image into `concepts` (default: all the segmenter or its bank knows)."""
+        """Segment one (H, W, 3) uint8 image into `concepts` (default: the segmenter's own, else its bank's)."""
         segmenter = self.segmenter(key)
         if not concepts:
-            bank = getattr(segmenter, "bank", None)
-            concepts = list(getattr(segmenter, "concepts", None) or (bank.concepts if bank is not None else []))
+            concepts = list(getattr(segmenter, "concepts", None) or [])
+        if not concepts and key.bank is not None:
+            concepts = json.loads((catalog.bank_folder(self.root, self.model_id, key.bank) / "bank.json").read_text())
+            concepts = list(concepts["concepts"])
+        if not concepts:
+            raise ValueError(f"segmenter {key.name!r} has no concepts of its own: give concepts=a,b,c or a bank")
         return segmenter.predict(image, check_concepts(concepts))
 
 

@@ -150,9 +150,9 @@ $("archive-run").addEventListener("change", showArchiveConcepts);
 
 // ---- segmentation ----
 function updateSegmenterFields() {
-  const chosen = state.segmenters.find((s) => s.name === $("seg-segmenter").value) || { needs: [] };
-  $("seg-bank-label").hidden = !chosen.needs.includes("bank");
-  $("seg-checkpoint-label").hidden = !chosen.needs.includes("checkpoint");
+  const chosen = state.segmenters.find((s) => s.name === $("seg-segmenter").value) || { takes: [] };
+  $("seg-bank-label").hidden = !chosen.takes.includes("bank");
+  $("seg-checkpoint-label").hidden = !chosen.takes.includes("checkpoint");
 }
 
 async function loadSegmentOptions() {
@@ -195,7 +195,9 @@ $("segment-form").addEventListener("submit", async (event) => {
   form.append("file", file);
   form.append("segmenter", $("seg-segmenter").value);
   if (!$("seg-bank-label").hidden) form.append("bank", $("seg-bank").value);
-  if (!$("seg-checkpoint-label").hidden) form.append("checkpoint", $("seg-checkpoint").value);
+  if (!$("seg-checkpoint-label").hidden && $("seg-checkpoint").value.trim()) {
+    form.append("checkpoint", $("seg-checkpoint").value.trim());
+  }
   if ($("seg-concepts").value.trim()) form.append("concepts", $("seg-concepts").value);
   form.append("crf", $("seg-crf").checked ? "true" : "false");
   form.append("saliency", $("seg-saliency").checked ? "true" : "false");

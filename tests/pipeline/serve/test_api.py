@@ -82,6 +82,7 @@ def test_banks_and_segmenters(client):
     assert banks[0]["run"] == "toy" and "star" in banks[0]["concepts"]
     segmenters = {s["name"]: s for s in client.get("/api/segmenters").json()}
     assert segmenters["reco"]["needs"] == ["bank"] and segmenters["reco"]["usable"]
+    assert segmenters["reco-plus"]["takes"] == ["checkpoint"]
 
 
 def test_segment_returns_mask_overlay_and_legend_that_agree(client, serve_root):
