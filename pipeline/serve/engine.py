@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import threading
@@ -128,11 +129,15 @@ class Engine:
         if not concepts:
             concepts = list(getattr(segmenter, "concepts", None) or [])
         if not concepts and key.bank is not None:
-            concepts = json.loads((catalog.bank_folder(self.root, self.model_id, key.bank) / "bank.json").read_text())
-            concepts = list(concepts["concepts"])
+            concepts = self._bank_concepts(key.bank)
         if not concepts:
             raise ValueError(f"segmenter {key.name!r} has no concepts of its own: give concepts=a,b,c or a bank")
         return segmenter.predict(image, check_concepts(concepts))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one engine per app, kept for the app's life)
+    def _bank_concepts(self, bank: str) -> list[str]:
+        meta = json.loads((catalog.bank_folder(self.root, self.model_id, bank) / "bank.json").read_text())
+        return list(meta["concepts"])
 
 
 def _parameters(name: str) -> tuple[set[str], set[str]]:
