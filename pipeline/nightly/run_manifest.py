@@ -35,7 +35,7 @@ def start_run(config: NightlyConfig, run: str) -> dict:
         baseline = latest["run"] if latest and latest.get("run") != run else None
         manifest = {"run": run, "baseline": baseline, "started_at": now(), "status": "running", "stages": {}}
     manifest.update(config=config.to_dict(), versions=package_versions())
-    write_json(manifest_path(config.root, run), manifest)
+    write_json(manifest_path(config.root, run), manifest, sort_keys=False)
     return manifest
 
 
@@ -47,7 +47,7 @@ def _update(root: Path | str, run: str, stage: str, fields: dict) -> dict:
     entry.update(fields)
     failures = {name: e["error"] for name, e in manifest["stages"].items() if e.get("status") == "failed"}
     manifest["failures"] = failures
-    write_json(manifest_path(root, run), manifest)
+    write_json(manifest_path(root, run), manifest, sort_keys=False)
     return entry
 
 
@@ -77,4 +77,4 @@ def finish_run(root: Path | str, run: str, status: str) -> None:
     manifest["status"] = status
     manifest["finished_at"] = now()
     manifest["seconds"] = round(sum(s.get("seconds", 0) for s in manifest["stages"].values()), 2)
-    write_json(manifest_path(root, run), manifest)
+    write_json(manifest_path(root, run), manifest, sort_keys=False)

@@ -46,10 +46,10 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
     """Write JSON under a temporary name and os.replace it into place."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def marker_path(root: Path | str, run: str, stage: str) -> Path:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.nightly.config import NightlyConfig
 from pipeline.nightly.state import read_marker, run_dir
+
+
+@functools.lru_cache(maxsize=1)
+def _load_model(model: str, device: str | None) -> Any:
+    from pipeline.models import load_model
+
+    return load_model(model, device=device)
 
 
 @dataclass
@@ -33,7 +41,6 @@ class RunContext:
     baseline: str | None = None
     scheduler: str | None = None
     progress: bool = True
-    _model: Any = None
 
     @property
     def root(self) -> Path:
@@ -60,11 +67,7 @@ class RunContext:
 
     def model(self) -> Any:
         """The run's CLIP, loaded once per process."""
-        if self._model is None:
-            from pipeline.models import load_model
-
-            self._model = load_model(self.config.model, device=self.config.device)
-        return self._model
+        return _load_model(self.config.model, self.config.device)
 
     @property
     def model_id(self) -> str:
