@@ -84,7 +84,7 @@ def clip_mean_std(visual: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 def to_pixels(images: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> normalised (B, 3, H, W) float32."""
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div_(255)
     return (x - mean) / std
 
 

@@ -114,7 +114,7 @@ def _batch(data: TrainingSet, picks: list[int], config: TrainConfig, gen: torch.
     """Augmented normalised pixels (B, 3, S, S) and labels (B, S, S) int64 for the picked samples."""
     xs, ys = [], []
     for i in picks:
-        x = torch.from_numpy(np.ascontiguousarray(data.images[i])).permute(2, 0, 1).float().div_(255)
+        x = torch.from_numpy(np.array(data.images[i])).permute(2, 0, 1).float().div_(255)
         x = (x - mean) / std  # (3, H, W)
         y = torch.from_numpy(data.labels[i].astype(np.int64))  # (H, W)
         x, y = augment(x, y, config.crop_size, config.scale_range, config.flip, gen)
