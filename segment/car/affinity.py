@@ -11,8 +11,8 @@ Box = tuple[int, int, int, int]  # (top, left, bottom, right), inclusive pixel b
 
 
 def sinkhorn_affinity(attention: torch.Tensor, rounds: int = 3) -> torch.Tensor:
-    """(N, N) attention -> column- then row-normalised `rounds` times, symmetrised, squared: (N, N) float32."""
-    t = attention.float()
+    """(N, N) attention -> column- then row-normalised `rounds` times, symmetrised, squared: (N, N)."""
+    t = attention if attention.is_floating_point() else attention.float()
     for _ in range(rounds):
         t = t / t.sum(0, keepdim=True)
         t = t / t.sum(1, keepdim=True)
@@ -48,7 +48,7 @@ def region_boxes(mask: np.ndarray) -> list[Box]:
 
 def box_mask(cam: torch.Tensor, threshold: float) -> torch.Tensor:
     """(h, w) bool: the union of the boxes around the regions where `cam` exceeds `threshold` times its maximum."""
-    cam_np = cam.detach().float().cpu().numpy()
+    cam_np = cam.detach().cpu().double().numpy()
     peak = float(cam_np.max())
     out = torch.zeros(cam.shape, dtype=torch.bool)
     if peak <= 0:
@@ -62,6 +62,6 @@ def refine_cams(cams: torch.Tensor, affinity: torch.Tensor, threshold: float) ->
     """CAMs (Q, h, w) propagated by the affinity (N, N) from inside their boxes only, then min-max normalised."""
     q, h, w = cams.shape
     boxes = torch.stack([box_mask(c, threshold) for c in cams]).to(cams.device)  # (Q, h, w)
-    masked = (cams.float() * boxes).reshape(q, h * w)  # (Q, N)
-    refined = (affinity.to(cams.device) @ masked.T).T  # (Q, N)
+    masked = (cams * boxes).reshape(q, h * w)  # (Q, N)
+    refined = (affinity.to(device=cams.device, dtype=cams.dtype) @ masked.T).T  # (Q, N)
     return normalise_maps(refined.reshape(q, h, w))

@@ -16,9 +16,9 @@ LAYERS = ("final", "penultimate")  # which block's CLS token the image embedding
 
 @torch.no_grad()
 def encode_sentences(loaded: Any, sentences: list[str]) -> torch.Tensor:
-    """L2-normalised text embeddings (S, d) float32 of sentences."""
+    """L2-normalised text embeddings (S, d) of sentences, in the model dtype."""
     tokens = loaded.tokenizer(sentences).to(loaded.device)
-    return F.normalize(loaded.model.encode_text(tokens).float(), dim=-1).cpu()
+    return F.normalize(loaded.model.encode_text(tokens), dim=-1).cpu()
 
 
 class TemplateBank:
@@ -46,7 +46,7 @@ class TemplateBank:
 
 @torch.no_grad()
 def encode_images(loaded: Any, images: Sequence[np.ndarray], layer: str = "final") -> torch.Tensor:
-    """L2-normalised embeddings (P, d) float32 of same-sized (H, W, 3) uint8 images, resized whole to the model's
+    """L2-normalised embeddings (P, d) (model dtype) of same-sized (H, W, 3) uint8 images, resized whole to the model's
     square input; `layer` "penultimate" reads the CLS token entering the last block (the official code's choice)."""
     from pipeline.toy.quality import normalise_pixels
 
@@ -61,12 +61,12 @@ def encode_images(loaded: Any, images: Sequence[np.ndarray], layer: str = "final
         tokens, _ = vit_tokens_before_last_block(visual, pixels)
         emb = visual.ln_post(tokens[:, 0])
         emb = emb @ visual.proj if visual.proj is not None else emb
-    return F.normalize(emb.float(), dim=-1).cpu()
+    return F.normalize(emb, dim=-1).cpu()
 
 
 def template_scores(images: torch.Tensor, texts: torch.Tensor, logit_scale: float = 100.0) -> torch.Tensor:
     """sum over templates of softmax over queries of logit_scale * cos: (P, Q) from images (P, d), texts (T, Q, d)."""
-    logits = logit_scale * torch.einsum("pd,tqd->tpq", images.float(), texts.float())  # (T, P, Q)
+    logits = logit_scale * torch.einsum("pd,tqd->tpq", images, texts.to(images.dtype))  # (T, P, Q)
     return torch.softmax(logits, dim=-1).sum(0)
 
 

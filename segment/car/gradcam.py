@@ -56,7 +56,7 @@ class ImageState:
 
     tokens: torch.Tensor  # (1, 1 + gh * gw, width), input of the last block
     grid: tuple[int, int]  # (gh, gw)
-    attention: torch.Tensor  # (gh * gw, gh * gw) float32, mean patch-to-patch attention of the last layers
+    attention: torch.Tensor  # (gh * gw, gh * gw) in the model dtype, mean patch-to-patch attention of the last layers
 
 
 @torch.no_grad()
@@ -77,12 +77,12 @@ def encode_image_state(visual: torch.nn.Module, pixels: torch.Tensor, attention_
     for i, block in enumerate(blocks[:-1]):
         if i >= first_kept:
             x, weights = block_with_attention(block, x)
-            maps.append(weights[0, 1:, 1:].float())  # (N, N)
+            maps.append(weights[0, 1:, 1:])  # (N, N)
         else:
             x = block(x)
     tokens = x
     _, last = block_with_attention(blocks[-1], tokens)
-    maps.append(last[0, 1:, 1:].float())
+    maps.append(last[0, 1:, 1:])
     return ImageState(tokens, grid, torch.stack(maps).mean(0))
 
 
@@ -90,7 +90,7 @@ def pooled_embedding(visual: torch.nn.Module, tokens: torch.Tensor) -> torch.Ten
     """CaR's image embedding for the CAM: proj(ln_post(mean patch token)) of last-block outputs (B, L, width)."""
     x = visual.ln_post(tokens[:, 1:].mean(1))  # (B, width)
     x = x @ visual.proj if visual.proj is not None else x
-    return F.normalize(x.float(), dim=-1)  # (B, d)
+    return F.normalize(x, dim=-1)  # (B, d), the model dtype
 
 
 def gradcam(
@@ -110,7 +110,7 @@ def gradcam(
     copy of the tokens, so one backward pass gives every query's gradient.
     """
     targets = list(range(len(queries))) if targets is None else list(targets)
-    texts = torch.cat([queries, background]).to(tokens.device).float()  # (Q + B, d)
+    texts = torch.cat([queries, background]).to(device=tokens.device, dtype=tokens.dtype)  # (Q + B, d)
     block = visual.transformer.resblocks[-1]
     x = tokens.detach().expand(len(targets), -1, -1).clone().requires_grad_(True)  # (T, 1 + N, width)
     with torch.enable_grad():
@@ -118,8 +118,8 @@ def gradcam(
         probs = torch.softmax(logit_scale * embedding @ texts.T, dim=-1)  # (T, Q + B)
         chosen = probs[torch.arange(len(targets)), torch.tensor(targets)]  # (T,)
         (grad,) = torch.autograd.grad(chosen.sum(), x)
-    weights = grad[:, 1:].float().mean(1)  # (T, width)
-    patches = tokens[0, 1:].detach().float()  # (N, width)
+    weights = grad[:, 1:].mean(1)  # (T, width)
+    patches = tokens[0, 1:].detach()  # (N, width)
     cams = torch.relu(weights @ patches.T)  # (T, N)
     return cams.reshape(len(targets), *grid)
 

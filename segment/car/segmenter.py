@@ -257,7 +257,7 @@ def _scale(logit_scale: float | None, loaded: Any) -> float:
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(Q, h, w) maps bilinearly resized to (Q, H, W), clamped to [0, 1]."""
-    return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
 
 
 def _digest(mask: torch.Tensor) -> str:
