@@ -16,8 +16,10 @@ from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
 from segment.metrics import confusion_matrix, mean_iou
 
+DEFAULTS = {"scenes": 24, "pool_size": 600, "k": 10}  # the protocol of tests/segment/car/test_toy_quality.py
 
-def toy_bank(loaded, spec: WorldSpec, pool_size: int = 2000, k: int = 20) -> SegmentBank:
+
+def toy_bank(loaded, spec: WorldSpec, pool_size: int = DEFAULTS["pool_size"], k: int = DEFAULTS["k"]) -> SegmentBank:
     """A ReCo bank (LGC + CE, clip-penultimate features) co-segmented from top-k toy archives of a rendered pool."""
     from segment.cosegment import build_bank
     from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
@@ -88,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--scenes", type=int, default=40, help="benchmark scenes measured (BENCH_SEED)")
-    parser.add_argument("--pool-size", type=int, default=2000, help="pool images the bank's archives come from")
-    parser.add_argument("--k", type=int, default=20, help="images per concept archive")
+    parser.add_argument("--scenes", type=int, default=DEFAULTS["scenes"], help="benchmark scenes measured (BENCH_SEED)")
+    parser.add_argument("--pool-size", type=int, default=DEFAULTS["pool_size"], help="pool images the bank comes from")
+    parser.add_argument("--k", type=int, default=DEFAULTS["k"], help="images per concept archive")
     parser.add_argument("--no-bank", action="store_true", help="measure text-only CaR only")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a CaR setting, repeatable")
     parser.add_argument("--threads", type=int, default=2)
