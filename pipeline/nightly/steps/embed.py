@@ -38,6 +38,7 @@ def stage_fingerprint(ctx: RunContext) -> str:
 
 def run(ctx: RunContext) -> StageResult:
     """Embed every complete shard without embeddings, on the configured executor, with bounded retries."""
+    from pipeline.executors import LocalExecutor
     from pipeline.models import ModelRef
     from pipeline.stage import run_stage
 
@@ -56,7 +57,10 @@ def run(ctx: RunContext) -> StageResult:
     if before is None:
         before = embedded_shards(stage)
         write_json(ctx.run_dir / BEFORE, before)
-    executor = ctx.executor()
+    if all(stage.is_done(task) for task in stage.plan()):  # no cluster started for nothing
+        executor = LocalExecutor()
+    else:
+        executor = ctx.executor()
     try:
         report = run_stage(stage, executor, retries=ctx.config.retries, progress=ctx.progress)
     finally:
