@@ -25,6 +25,7 @@ def _stage_task(stage: str):
 
     @task(task_id=stage, **options)
     def run_stage(**context) -> dict:
+        """Run this stage of the DAG run's partition (its logical date) through pipeline.nightly."""
         from pipeline.nightly.dag_tasks import run_dag_task
 
         return run_dag_task(stage, context)
