@@ -16,7 +16,7 @@ from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
 from segment.metrics import confusion_matrix, mean_iou
 
-DEFAULTS = {"scenes": 24, "pool_size": 600, "k": 10}  # the protocol of tests/segment/car/test_toy_quality.py
+DEFAULTS = {"scenes": 12, "pool_size": 400, "k": 8}  # the protocol of tests/segment/car/test_toy_quality.py
 
 
 def toy_bank(loaded, spec: WorldSpec, pool_size: int = DEFAULTS["pool_size"], k: int = DEFAULTS["k"]) -> SegmentBank:

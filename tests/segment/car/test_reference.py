@@ -49,10 +49,12 @@ def test_fast_and_reference_masks_are_identical(random_clip, scenes, crf) -> Non
         fast, run = seg.segment(image, CONCEPTS)
         slow = reference_run(seg, image, CONCEPTS)
         assert [s.queries for s in slow.steps] == [s.queries for s in run.steps]
-        assert [s.scores for s in slow.steps] == [s.scores for s in run.steps]
+        for a, b in zip(slow.steps, run.steps, strict=True):
+            np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=1e-12)
+            assert a.kept == b.kept
         reference = seg.assemble(image, *seg.check(CONCEPTS), slow)
         np.testing.assert_array_equal(fast.labels, reference.labels)
-        torch.testing.assert_close(fast.scores, reference.scores, atol=0, rtol=0)
+        torch.testing.assert_close(fast.scores, reference.scores, atol=1e-6, rtol=0)
         iterations.append(len(run.steps))
     assert max(iterations) >= 2  # the recurrence did drop queries on the way
 
