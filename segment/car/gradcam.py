@@ -33,7 +33,7 @@ def cam_pixels(visual: torch.nn.Module, image: np.ndarray, device: torch.device 
     p = patch_size(visual)
     h, w = image.shape[:2]
     size = (math.ceil(h / p) * p, math.ceil(w / p) * p)
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W)
     if size != (h, w):
         x = F.interpolate(x, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
     mean, std = pixel_stats(visual)
