@@ -23,6 +23,7 @@ class ModelConfig:
     self_attention: bool = True  # the official, never-called decoder self-attention (needed to load checkpoints)
     double_cls: bool = True  # official: the CLS embedding is added twice
     pos_mode: str = "bilinear"
+    value_path: bool = False  # not ZegCLIP: patch tokens from MaskCLIP's value path of the last block
 
     def __post_init__(self) -> None:
         if self.num_tokens < 1 or self.decoder_layers < 1 or self.heads < 1:
@@ -63,7 +64,7 @@ class ZegCLIP(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.encoder = PromptedViT(visual, c.num_tokens, c.dropout, c.double_cls, c.pos_mode)
+        self.encoder = PromptedViT(visual, c.num_tokens, c.dropout, c.double_cls, c.pos_mode, c.value_path)
         self.head = ZegHead(self.encoder.output_dim, c)
 
     @property

@@ -22,6 +22,15 @@ def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], mode: str = 
     return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], 0)
 
 
+def value_tokens(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MaskCLIP's view of a block on tokens (B, L, width): ln_1, value and output projections only (no q/k mixing,
+    no residual, no MLP)."""
+    attn = block.attn
+    width = x.shape[-1]
+    v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+    return attn.out_proj(v)
+
+
 class PromptedViT(nn.Module):
     """A frozen open_clip VisionTransformer with deep prompt tuning (ZegCLIP / VPT-deep).
 
@@ -38,6 +47,7 @@ class PromptedViT(nn.Module):
         dropout: float = 0.1,
         double_cls: bool = True,
         pos_mode: str = "bilinear",
+        value_path: bool = False,
     ) -> None:
         super().__init__()
         for name in ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer", "ln_post"):
@@ -49,6 +59,7 @@ class PromptedViT(nn.Module):
         self.num_tokens = num_tokens
         self.double_cls = double_cls  # official: the CLS embedding is added again with its position
         self.pos_mode = pos_mode
+        self.value_path = value_path  # not ZegCLIP: patches from MaskCLIP's value path of the last block
         width = int(visual.conv1.out_channels)
         layers = len(visual.transformer.resblocks)
         patch = int(visual.conv1.kernel_size[0])
@@ -92,11 +103,16 @@ class PromptedViT(nn.Module):
         n = self.num_tokens
         x = torch.cat([x[:, :1], self._prompts(self.prompt_embeddings[0], batch).to(x.dtype), x[:, 1:]], 1)
         first = not getattr(visual.transformer, "batch_first", True)
-        for i, block in enumerate(visual.transformer.resblocks):
+        blocks = visual.transformer.resblocks
+        for i, block in enumerate(blocks):
             if i > 0:
                 deep = self._prompts(self.deep_prompt_embeddings[i - 1], batch).to(x.dtype)
                 x = torch.cat([x[:, :1], deep, x[:, 1 + n :]], 1)
+            if i == len(blocks) - 1 and self.value_path:
+                values = value_tokens(block, x)  # (B, 1 + n + gh * gw, width), MaskCLIP's last block
             x = block(x.transpose(0, 1)).transpose(0, 1) if first else block(x)  # (B, 1 + n + gh * gw, width)
+        if self.value_path:
+            x = torch.cat([x[:, : 1 + n], values[:, 1 + n :]], 1)  # global from the regular path, patches from values
         x = visual.ln_post(self.prompt_norm(x))
         if visual.proj is not None:
             x = x @ visual.proj  # (B, 1 + n + gh * gw, d)

@@ -58,3 +58,14 @@ def test_prompts_change_the_output(toy_model) -> None:
     with torch.no_grad():
         model.encoder.deep_prompt_embeddings[-1] += 1.0
     assert not torch.allclose(before, model(pixels, text))
+
+
+def test_value_path_option_changes_only_patches(toy_model) -> None:
+    torch.manual_seed(0)
+    regular = ZegCLIP(toy_model.model.visual, ModelConfig(num_tokens=2)).eval()
+    torch.manual_seed(0)
+    value = ZegCLIP(toy_model.model.visual, ModelConfig(num_tokens=2, value_path=True)).eval()
+    pixels = torch.randn(1, 3, 96, 96)
+    (p1, g1), (p2, g2) = regular.encoder(pixels), value.encoder(pixels)
+    torch.testing.assert_close(g1, g2)
+    assert not torch.allclose(p1, p2) and p2.shape == p1.shape == (1, 128, 12, 12)
