@@ -75,6 +75,18 @@ def cmd_toy_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_toy_finetune_dense(args: argparse.Namespace) -> int:
+    """Fine-tune the toy CLIP's last visual block so that MaskCLIP's value path localises concepts (image tags only)."""
+    from pipeline.toy.dense_finetune import DenseFinetuneConfig, finetune_dense
+
+    config = DenseFinetuneConfig(
+        steps=args.steps, batch_size=args.batch_size, train_images=args.train_images, lr=args.lr, topk=args.topk
+    )
+    init = Path(args.init) if args.init else None
+    print(f"wrote {finetune_dense(config, Path(args.out), init=init, progress=not args.quiet)}")
+    return 0
+
+
 def cmd_toy_eval(args: argparse.Namespace) -> int:
     """Measure a model's precision@k and dense mIoU on held-out toy scenes; print a table."""
     from pipeline.models import load_model
@@ -305,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="training seed")
     train.add_argument("--save-every", type=int, default=0, help="also save weights every N steps")
     train.set_defaults(func=cmd_toy_train)
+
+    dense = toy_commands.add_parser(
+        "finetune-dense", help="align the tiny CLIP's value path", description=cmd_toy_finetune_dense.__doc__
+    )
+    dense.add_argument("--out", required=True, help="where to write the compact .safetensors weights")
+    dense.add_argument("--init", default=None, help="compact weights to start from (default: the bundled ones)")
+    dense.add_argument("--steps", type=int, default=800, help="optimiser steps")
+    dense.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    dense.add_argument("--train-images", type=int, default=8000, help="distinct training scenes")
+    dense.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    dense.add_argument("--topk", type=int, default=8, help="patches pooled per concept by the tag loss")
+    dense.set_defaults(func=cmd_toy_finetune_dense)
 
     ev = toy_commands.add_parser("eval", help="measure a model on the toy world", description=cmd_toy_eval.__doc__)
     ev.add_argument("--model", default="toy", help="'toy', or an open_clip 'ARCH:TAG' / 'ARCH:/path/ckpt'")

@@ -1,0 +1,146 @@
+"""Fine-tune the toy CLIP's last visual block so that MaskCLIP's value path localises concepts, from image tags only.
+
+A web-scale CLIP's value path already localises (that is why MaskCLIP and ReCo's DenseCLIP saliency work); a
+tiny CLIP trained on a few thousand captions does not. This step gives the toy model that property without
+pixel labels: each patch's value-path embedding is classified among the concept prompts (softmax at the saliency's
+scale of 10), and each concept's top patches must explain the image-level tag (multiple-instance learning).
+The image-level contrastive loss against the frozen text tower keeps retrieval where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.models import TOY_ARCH, register_model_configs, toy_checkpoint, toy_weights_path
+from pipeline.toy.quality import TEMPLATES
+from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, soft_targets, vocabulary_token_ids
+from pipeline.toy.weights import save_compact_weights
+from pipeline.toy.world import WorldSpec, make_caption
+from segment.clip_dense import value_path, vit_tokens_before_last_block
+
+SALIENCY_SCALE = 10.0  # METHODS.md: DenseCLIP saliency is sigmoid(10 * cos(patch, text))
+
+
+@dataclass
+class DenseFinetuneConfig:
+    """Hyper-parameters of the dense-alignment fine-tune of the toy CLIP."""
+
+    steps: int = 800
+    batch_size: int = 64
+    train_images: int = 8000
+    lr: float = 5e-4
+    warmup: int = 20
+    topk: int = 8  # patches pooled per concept by the tag loss
+    dense_weight: float = 2.0
+    seed: int = 1  # another slice of training scenes than the original run's seed 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "train_images", "topk"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+def _global_embedding(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The pooled image embedding (B, d) from the input of the last block (the model's own 'tok' pooling path)."""
+    y = visual.ln_post(visual.transformer.resblocks[-1](x))
+    return y[:, 0] @ visual.proj
+
+
+@torch.no_grad()
+def _frozen_inputs(model, tokenizer, images: np.ndarray, captions: list[str], progress: bool, batch: int = 256):
+    """What the fine-tune never changes, computed once: every image's input to the last visual block
+    (N, 1 + P, width) float16 and its caption's normalised text embedding (N, d)."""
+    import open_clip
+
+    mean = torch.tensor(open_clip.constants.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.constants.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    frozen, text = [], []
+    for start in tqdm(range(0, len(images), batch), desc="frozen features", disable=not progress):
+        pixels = (torch.from_numpy(images[start : start + batch]).permute(0, 3, 1, 2).float().div_(255) - mean) / std
+        frozen.append(vit_tokens_before_last_block(model.visual, pixels)[0].half())
+        text.append(F.normalize(model.encode_text(tokenizer(captions[start : start + batch])), dim=-1))
+    return torch.cat(frozen), torch.cat(text)
+
+
+def tag_loss(patches: torch.Tensor, classes: torch.Tensor, tags: torch.Tensor, topk: int) -> torch.Tensor:
+    """Multiple-instance tag loss: patches (B, N, d) and classes (C, d) L2-normalised, tags (B, C) in {0, 1}."""
+    probs = (SALIENCY_SCALE * patches @ classes.T).softmax(-1)  # (B, N, C)
+    pooled = probs.topk(topk, dim=1).values.mean(1).clamp(1e-6, 1 - 1e-6)  # (B, C)
+    return F.binary_cross_entropy(pooled, tags)
+
+
+def finetune_dense(
+    config: DenseFinetuneConfig, out_path: Path, init: Path | None = None, progress: bool = True
+) -> Path:
+    """Fine-tune the last visual block, ln_post and proj of the toy CLIP (default: the bundled weights)."""
+    import open_clip
+
+    register_model_configs()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    spec = WorldSpec(rare=())
+    images, things, stuffs = build_training_set(spec, config.train_images, TRAIN_SEED_BASE + config.seed)
+    model = open_clip.create_model(TOY_ARCH, pretrained=str(toy_checkpoint(init or toy_weights_path())))
+    tokenizer = open_clip.get_tokenizer(TOY_ARCH)
+    model.eval()
+    visual = model.visual
+    trainable = [*visual.transformer.resblocks[-1].parameters(), *visual.ln_post.parameters(), visual.proj]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
+    classes = list(spec.classes)
+    with torch.no_grad():
+        prompts = tokenizer([t.format(c) for c in classes for t in TEMPLATES])
+        class_emb = F.normalize(model.encode_text(prompts), dim=-1).reshape(len(classes), len(TEMPLATES), -1)
+        class_emb = F.normalize(class_emb.mean(1), dim=-1)  # (C, d)
+    logit_scale = model.logit_scale.exp().item()
+    rng = np.random.default_rng(config.seed)
+    captions = [make_caption(list(th), st, rng, colour_rate=0.5) for th, st in zip(things, stuffs, strict=True)]
+    present = [{shape for shape, _ in th} | set(st) for th, st in zip(things, stuffs, strict=True)]
+    tags = torch.tensor([[c in p for c in classes] for p in present])  # (N, C) image-level tags
+    frozen, text = _frozen_inputs(model, tokenizer, images, captions, progress)  # (N, 1 + P, width), (N, d)
+    start = time.time()
+    history = []
+    for step in tqdm(range(config.steps), desc="dense fine-tune", disable=not progress):
+        lr = config.lr * min(1.0, (step + 1) / config.warmup) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.from_numpy(rng.choice(len(images), config.batch_size, replace=False))
+        x = frozen[index].float()  # (B, 1 + P, width)
+        patches = F.normalize(value_path(visual, x)[:, 1:], dim=-1)  # (B, P, d)
+        dense = tag_loss(patches, class_emb, tags[index].float(), config.topk)
+        logits = logit_scale * F.normalize(_global_embedding(visual, x), dim=-1) @ text[index].T  # (B, B)
+        targets = soft_targets([captions[i] for i in index.tolist()])
+        contrastive = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+        loss = contrastive + config.dense_weight * dense
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history.append((float(contrastive), float(dense)))
+    save_compact_weights(model.state_dict(), vocabulary_token_ids(tokenizer, spec), out_path)
+    first, last = np.mean(history[:20], 0), np.mean(history[-20:], 0)
+    out_path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "arch": TOY_ARCH,
+                "dense_finetune": asdict(config),
+                "loss_first_20": {"contrastive": first[0], "tag": first[1]},
+                "loss_last_20": {"contrastive": last[0], "tag": last[1]},
+                "seconds": time.time() - start,
+            },
+            indent=2,
+        )
+    )
+    return out_path
