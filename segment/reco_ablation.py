@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     add_protocol_arguments(parser)
+    parser.add_argument("--model", default="toy", help="the CLIP: 'toy' or 'toy:/path/weights.safetensors'")
     parser.add_argument("--encoder", default="clip-penultimate", help="clip, clip-tokens or clip-penultimate")
     parser.add_argument(
         "--temperatures", type=float, nargs="*", default=[], help="extra rows: +both with these saliency temperatures"
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    loaded = load_model("toy", device="cpu")
+    loaded = load_model(args.model, device="cpu")
     spec = WorldSpec(rare_rate=args.rare_rate)
     steps = dict(PAPER_STEPS)
     if args.no_saliency_rows:
