@@ -2,11 +2,9 @@
 
 Measured (mIoU on the 80 benchmark scenes; LGC+CE bank from a 1,500-scene pool, k=20, no saliency, CRF):
 text-only 0.422, ReCo 0.574. LR-ASPP MobileNetV3 from random weights on 400 pseudo-labelled targets, Adam,
-backbone lr x1: 150 steps (lr 1e-3) 0.376, 400 steps (lr 2e-3) 0.436; this test, 160 targets and 150 steps,
-0.372 (about 35 s on 2 cores); 1,500 steps (lr 2e-3, about 3 min on 2 cores) 0.609, above ReCo's 0.574.
-So the gain holds only with the longer run (the slow test); within the CI budget what is asserted: it learns
-the pseudo-labels (well above chance on held-out scenes), eval-mode BatchNorm is usable after recalibration,
-checkpoints round-trip exactly, training is deterministic, and the contract.
+backbone lr x1, lr 2e-3: 150 steps 0.376, 400 steps 0.436, 1,500 steps (the module's toy recipe, about 3 min on
+2 cores) 0.609: above the ReCo that taught it, which is what the first test holds. The others: checkpoints
+round-trip exactly, training is deterministic, resume gives the uninterrupted model, and the contract.
 """
 
 from __future__ import annotations
@@ -35,18 +33,16 @@ def _tiny_checkpoint(folder, steps: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def experiment(toy_model):
-    """ReCo (LGC+CE, CRF) pseudo-labels 160 target scenes; ReCo+ trains 150 steps; both scored on 80 held-out."""
+    """ReCo (LGC+CE, CRF) pseudo-labels 400 target scenes; ReCo+ trains the toy recipe; both scored on 80 held-out."""
     from segment.reco_plus import TOY_CONFIG, toy_experiment
 
-    config = TrainConfig(**{**TOY_CONFIG.__dict__, "steps": 150, "lr": 1e-3, "backbone_lr_mult": 1.0})
-    return toy_experiment(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, target_size=160, config=config)
+    return toy_experiment(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, target_size=400, config=TOY_CONFIG)
 
 
-def test_reco_plus_learns_the_pseudo_labels(experiment) -> None:
+def test_reco_plus_beats_the_reco_that_taught_it(experiment) -> None:
     m = experiment
     assert m["reco"] == pytest.approx(0.574, abs=0.02)  # same bank and inference as the ablation's CRF row
-    assert m["reco-plus"] >= 0.32  # measured 0.372 (chance is about 1/13)
-    assert m["reco-plus"] <= m["reco"] + 0.1  # recorded: no gain at this budget (see the module docstring)
+    assert m["reco-plus"] >= m["reco"] + 0.015  # measured 0.609 vs 0.574
 
 
 def test_checkpoint_round_trip_and_determinism(tmp_path) -> None:
@@ -91,12 +87,3 @@ def test_contract(tmp_path) -> None:
         ReCoPlusSegmenter(tmp_path / "missing")
     with pytest.raises(ValueError):
         train_reco_plus(bench, np.full((2, 96, 96), 40, np.uint8), len(CLASSES), TINY)
-
-
-@pytest.mark.slow
-def test_reco_plus_beats_reco_with_a_longer_run(toy_model) -> None:
-    """The module's default toy recipe (400 targets, 1,500 steps): measured 0.609 vs ReCo 0.574 (python -m run)."""
-    from segment.reco_plus import TOY_CONFIG, toy_experiment
-
-    m = toy_experiment(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, target_size=400, config=TOY_CONFIG)
-    assert m["reco-plus"] >= m["reco"] + 0.015  # measured +0.035
