@@ -42,3 +42,24 @@ def test_bad_mask_source_raises() -> None:
         sam_refine(lambda im: np.zeros((1, 3, 3), bool), image, _scores())
     with pytest.raises(ValueError, match="cannot use"):
         sam_refine(42, image, _scores())
+
+
+def test_random_init_sam_checkpoint_refines_car_scores(tmp_path) -> None:
+    """segment_anything's ViT-B SAM, random weights saved as a user's checkpoint, loaded and run end to end."""
+    sam_models = pytest.importorskip("segment_anything").sam_model_registry
+    from segment.car.sam import automatic_masks, load_sam
+
+    torch.manual_seed(0)
+    torch.save(sam_models["vit_b"](checkpoint=None).state_dict(), tmp_path / "sam_vit_b.pth")
+    sam = load_sam(tmp_path / "sam_vit_b.pth", "vit_b")
+    source = automatic_masks(sam, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    masks = source(image)
+    assert masks.dtype == bool and masks.ndim == 3 and masks.shape[1:] == (48, 64)
+    scores = torch.rand(3, 48, 64)
+    refined = sam_refine(source, image, scores, iou=0.0)  # any overlap counts: the masks must be applied
+    assert refined.shape == scores.shape and torch.all(refined >= scores)
+    changed = (refined.argmax(0) != scores.argmax(0)).numpy()
+    assert not changed.any() or masks.any(0)[changed].all()  # labels move only inside SAM masks
+    with pytest.raises(ValueError, match="unknown SAM model type"):
+        load_sam(tmp_path / "sam_vit_b.pth", "vit_z")
