@@ -11,7 +11,7 @@ import torch
 from pipeline.report import Section, Tile, colourise, data_uri
 
 UNSEEN = ("star", "ring")
-DEMO_STEPS = 60
+DEMO_STEPS = 100
 DEMO_TRAIN_IMAGES = 120
 
 
@@ -35,7 +35,7 @@ def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Pat
     vocab = Vocabulary(classes, embed_texts(loaded, classes, TEMPLATES))
     torch.manual_seed(0)
     model = ZegCLIP(loaded.model.visual, ModelConfig(num_tokens=10))
-    config = replace(TOY_TRAIN, steps=steps, batch_size=4, warmup=min(TOY_TRAIN.warmup, steps), save_every=steps)
+    config = replace(TOY_TRAIN, steps=steps, warmup=min(15, steps), save_every=steps)
     extra = {"unseen": list(UNSEEN), "demo": True}
     train_zegclip(model, data, vocab, config, str(loaded.ref), out=folder, extra=extra)
     return folder
@@ -51,7 +51,9 @@ def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = 
 
     spec = spec or WorldSpec()
     folder = train_demo_model(loaded, Path(data) / "zegclip" / "demo", spec, steps)
-    segmenter = ZegCLIPSegmenter(folder, clip=loaded, device="cpu")
+    # The official -0.1 on seen-class scores assumes a trained model; after a few steps it hands every pixel to
+    # the unseen classes, so the demo scores plain sigmoids.
+    segmenter = ZegCLIPSegmenter(folder, clip=loaded, device="cpu", seen_bias=0.0)
     dataset = open_dataset("toy", Path(data) / "benchmark")
     result = evaluate(segmenter, dataset, keep=shown, progress=False)
     iou = result.iou
@@ -62,7 +64,7 @@ def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = 
     h = 2 * s * u / (s + u) if s + u > 0 else 0.0
     rows = [
         ["segmenter", "mIoU", "mIoU seen", "mIoU unseen", "hIoU", "images/s"],
-        [f"ZegCLIP, inductive, {steps} steps", f"{result.miou:.3f}", f"{s:.3f}", f"{u:.3f}", f"{h:.3f}",
+        [f"ZegCLIP, inductive, {steps} steps, no seen bias", f"{result.miou:.3f}", f"{s:.3f}", f"{u:.3f}", f"{h:.3f}",
          f"{result.images_per_second:.0f}"],
     ]  # fmt: skip
     grids = [

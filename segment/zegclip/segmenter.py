@@ -64,7 +64,7 @@ class ZegCLIPSegmenter(Segmenter):
             model, vocabulary, meta, clip = load_zegclip(checkpoint, clip, self.device)
             biased = meta.classes
             seen_bias = meta.seen_bias if seen_bias is None else seen_bias
-            crop_size = crop_size or int(meta.train.get("crop_size") or 0) or None
+            trained_crop = int(meta.train.get("crop_size") or 0)
         elif model is None or vocabulary is None:
             raise ValueError("ZegCLIP needs a checkpoint folder, or both model= and vocabulary=")
         self.model = model.to(self.device).eval()
@@ -81,6 +81,8 @@ class ZegCLIPSegmenter(Segmenter):
         visual = self.model.encoder.visual
         native = visual.image_size
         native = int(native[0] if isinstance(native, (tuple, list)) else native)
+        if crop_size is None and checkpoint is not None:
+            crop_size = max(trained_crop, native)  # the training crop (official 512), never below the CLIP's own
         self.crop_size = int(crop_size or native)
         self.stride = int(stride or max(1, round(self.crop_size * STRIDE_RATIO)))
         if self.crop_size < 1 or self.stride < 1:
