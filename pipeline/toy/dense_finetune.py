@@ -128,7 +128,7 @@ def finetune_dense(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        history.append((float(contrastive), float(dense)))
+        history.append((contrastive.item(), dense.item()))
     save_compact_weights(model.state_dict(), vocabulary_token_ids(tokenizer, spec), out_path)
     first, last = np.mean(history[:20], 0), np.mean(history[-20:], 0)
     out_path.with_suffix(".json").write_text(
