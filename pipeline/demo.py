@@ -12,6 +12,7 @@ from PIL import Image
 
 from pipeline.demo_banks import archive_section, bank_section
 from pipeline.demo_segment import segmentation_section
+from pipeline.demo_zegclip import zegclip_section
 from pipeline.embed import EmbedStage
 from pipeline.executors import LocalExecutor
 from pipeline.index import build_index
@@ -93,6 +94,15 @@ def _dense_section(loaded, data: Path, spec: WorldSpec, count: int = 6) -> Secti
     )
 
 
+def _car_beside_others(loaded, data: Path, bank) -> Section:
+    """CaR's section, with the demo's ZegCLIP (trained by its own section) scored on the same scenes."""
+    from pipeline.demo_car import car_section
+    from segment.zegclip.segmenter import ZegCLIPSegmenter
+
+    zegclip = ZegCLIPSegmenter(data / "zegclip" / "demo", clip=loaded, device="cpu", seen_bias=0.0)
+    return car_section(loaded, data, bank, others={"ZegCLIP (inductive, demo)": zegclip})
+
+
 def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = True) -> Path:
     """Generate a toy pool and benchmark under `out`, run the flow on them and write out/report.html."""
     start = time.time()
@@ -103,7 +113,9 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
     sections = [_retrieval_section(loaded, data, spec, progress)]
     archives_section, archives = archive_section(loaded, data, spec)
     banks, bank = bank_section(loaded, data, spec, archives)
-    sections += [archives_section, banks, segmentation_section(loaded, data, bank), _dense_section(loaded, data, spec)]
+    sections += [archives_section, banks, segmentation_section(loaded, data, bank)]
+    sections += [zegclip_section(loaded, data, spec), _car_beside_others(loaded, data, bank)]
+    sections.append(_dense_section(loaded, data, spec))
     timing = {"seconds": round(time.time() - start, 1), "pool_size": pool_size, "seed": seed}
     sections.insert(
         0,

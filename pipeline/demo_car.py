@@ -32,13 +32,13 @@ def car_section(
     concepts = list(bank.concepts)
     if concepts != list(dataset.classes):
         raise ValueError(f"the bank's concepts {concepts} are not the benchmark's classes {dataset.classes}")
-    rows = [["segmenter", "mIoU", "pixel accuracy", "s/image"]]
+    rows = [["segmenter", "mIoU", "pixel accuracy", "ms/image"]]
     predictions: dict[str, list[np.ndarray]] = {}
     traces = []
 
     def add(name: str, labels: list[np.ndarray], seconds: float) -> None:
         cm = sum(confusion_matrix(p, s.mask, len(concepts)) for p, s in zip(labels, samples, strict=True))
-        rows.append([name, f"{mean_iou(cm):.3f}", f"{pixel_accuracy(cm):.3f}", f"{seconds / len(samples):.2f}"])
+        rows.append([name, f"{mean_iou(cm):.3f}", f"{pixel_accuracy(cm):.3f}", f"{1000 * seconds / len(samples):.0f}"])
         predictions[name] = labels
 
     for label, b in (("CaR, text", None), ("CaR + bank evidence", bank)):
