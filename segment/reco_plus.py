@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from segment.recipe_json import recipe_from_json
 from segment.segmenter import (
     Protocol,
     Segmentation,
@@ -74,13 +75,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         """The config saved by `asdict` (JSON lists back to tuples); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise ValueError(f"unknown config keys {sorted(set(data) - known)}")
-        data = dict(data)
-        if "scale_range" in data:
-            data["scale_range"] = tuple(data["scale_range"])
-        return cls(**data)
+        return recipe_from_json(cls, data)
 
 
 def build_model(arch: str, num_classes: int) -> nn.Module:

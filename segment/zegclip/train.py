@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from segment.recipe_json import recipe_from_json
 from segment.zegclip.checkpoint import STATE, CheckpointMeta, load_weights, read_meta, save_checkpoint
 from segment.zegclip.data import IGNORE, UNLABELLED, TrainingSet, augment, clip_mean_std
 from segment.zegclip.loss import LossConfig, nel_loss
@@ -61,14 +62,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """The config saved by `asdict` (lists back to tuples); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        if set(data) - known:
-            raise ValueError(f"unknown train config keys {sorted(set(data) - known)}")
-        data = dict(data)
-        if "scale_range" in data:
-            data["scale_range"] = tuple(data["scale_range"])
-        return cls(**data)
+        """The config saved by `asdict` (JSON lists back to tuples); unknown keys are an error."""
+        return recipe_from_json(cls, data)
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
