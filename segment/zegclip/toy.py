@@ -22,7 +22,7 @@ TRAIN_SEED = 7_000_004  # the toy world's ZegCLIP training scenes: neither the p
 UNSEEN = ("star", "ring")
 # 64-px crops of the 96-px scenes (8 x 8 patches) halve a step's cost; lr x10 (3e-3) as the official head's.
 TOY_TRAIN = TrainConfig(
-    steps=200, batch_size=8, lr=3e-4, warmup=15, crop_size=64, scale_range=(0.75, 1.25), save_every=10**9
+    steps=1000, batch_size=8, lr=3e-4, warmup=15, crop_size=64, scale_range=(0.75, 1.25), save_every=10**9
 )
 
 
@@ -37,7 +37,7 @@ class ToySettings:
     k: int = 20
     prompts: int = 10
     train: TrainConfig = TOY_TRAIN
-    transductive_steps: int = 100
+    transductive_steps: int = 500
     fusion: float = 0.5
     rare_rate: float = 0.05
 
