@@ -11,8 +11,8 @@ import torch
 from pipeline.report import Section, Tile, colourise, data_uri
 
 UNSEEN = ("star", "ring")
-DEMO_STEPS = 100
-DEMO_TRAIN_IMAGES = 120
+DEMO_STEPS = 1000  # the shapes are not learned before several hundred steps (README, ZegCLIP)
+DEMO_TRAIN_IMAGES = 300
 
 
 def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Path:
