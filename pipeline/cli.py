@@ -204,6 +204,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Build a sharded FAISS index over a model's embeddings, tuned on text-query recall; write index.json."""
     from pipeline.executors import make_executor
     from pipeline.index import build_index
+    from pipeline.io import parse_size
     from pipeline.models import load_model
 
     model = load_model(args.model, device=args.device)
@@ -216,7 +217,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             Path(args.root) / "index" / model.ref.model_id / args.version,
             _text_queries(model, list(concepts)),
             executor,
-            max_memory=_bytes(args.max_memory),
+            max_memory=parse_size(args.max_memory),
             target_recall=args.target_recall,
             progress=not args.quiet,
         )
@@ -228,15 +229,6 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"on {info['queries']} text queries"
     )
     return 0
-
-
-def _bytes(text: str) -> int:
-    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-    text = text.strip().upper().removesuffix("B")
-    try:
-        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
-    except ValueError:
-        raise ValueError(f"bad memory size {text!r}; use e.g. 512M or 4G") from None
 
 
 def cmd_query(args: argparse.Namespace) -> int:

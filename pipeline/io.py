@@ -33,3 +33,13 @@ def write_atomically(url: str, write: Callable[[IO[bytes]], object]) -> None:
     with fs.open(f"{path}.tmp", "wb") as f:
         write(f)
     fs.mv(f"{path}.tmp", path)
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as '512M', '4G', '2GB' or '1048576'; ValueError naming a bad one."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except ValueError:
+        raise ValueError(f"bad memory size {text!r}; use e.g. 512M or 4G") from None

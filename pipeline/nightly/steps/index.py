@@ -67,8 +67,8 @@ def _restore(ctx: RunContext, folder: Path) -> bool:
 def run(ctx: RunContext) -> StageResult:
     """Add the shards the index lacks (retraining if the drift check fails); report what changed since the stage's
     first attempt, so a resumed attempt reports the work an interrupted one did."""
-    from pipeline.cli import _bytes
     from pipeline.index import build_index, embedding_shards
+    from pipeline.io import parse_size
 
     folder = index_dir(ctx)
     shards = embedding_shards(embedding_dir(ctx))
@@ -85,7 +85,7 @@ def run(ctx: RunContext) -> StageResult:
                 folder,
                 canary_queries(ctx),
                 executor,
-                max_memory=_bytes(cfg.max_memory),
+                max_memory=parse_size(cfg.max_memory),
                 target_recall=cfg.target_recall,
                 incremental=incremental,
                 max_imbalance=cfg.max_imbalance,
