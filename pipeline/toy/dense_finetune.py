@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.models import TOY_ARCH, register_model_configs, toy_checkpoint, toy_weights_path
-from pipeline.toy.quality import TEMPLATES
+from pipeline.models import TOY_ARCH, TOY_NAME, load_model
+from pipeline.toy.quality import normalise_pixels, text_embeddings
 from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, soft_targets, vocabulary_token_ids
 from pipeline.toy.weights import save_compact_weights
 from pipeline.toy.world import WorldSpec, make_caption
@@ -57,18 +57,16 @@ def _global_embedding(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _frozen_inputs(model, tokenizer, images: np.ndarray, captions: list[str], progress: bool, batch: int = 256):
+@torch.no_grad()
+def _frozen_inputs(loaded, images: np.ndarray, captions: list[str], progress: bool, batch: int = 256):
     """What the fine-tune never changes, computed once: every image's input to the last visual block
     (N, 1 + P, width) float16 and its caption's normalised text embedding (N, d)."""
-    import open_clip
-
-    mean = torch.tensor(open_clip.constants.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.constants.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     frozen, text = [], []
     for start in tqdm(range(0, len(images), batch), desc="frozen features", disable=not progress):
-        pixels = (torch.from_numpy(images[start : start + batch]).permute(0, 3, 1, 2).float().div_(255) - mean) / std
-        frozen.append(vit_tokens_before_last_block(model.visual, pixels)[0].half())
-        text.append(F.normalize(model.encode_text(tokenizer(captions[start : start + batch])), dim=-1))
+        pixels = normalise_pixels(loaded, images[start : start + batch])  # (B, 3, S, S)
+        frozen.append(vit_tokens_before_last_block(loaded.model.visual, pixels)[0].half())
+        tokens = loaded.tokenizer(captions[start : start + batch])
+        text.append(F.normalize(loaded.model.encode_text(tokens), dim=-1))
     return torch.cat(frozen), torch.cat(text)
 
 
@@ -83,17 +81,12 @@ def finetune_dense(
     config: DenseFinetuneConfig, out_path: Path, init: Path | None = None, progress: bool = True
 ) -> Path:
     """Fine-tune the last visual block, ln_post and proj of the toy CLIP (default: the bundled weights)."""
-    import open_clip
-
-    register_model_configs()
     torch.manual_seed(config.seed)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     spec = WorldSpec(rare=())
     images, things, stuffs = build_training_set(spec, config.train_images, TRAIN_SEED_BASE + config.seed)
-    model = open_clip.create_model(TOY_ARCH, pretrained=str(toy_checkpoint(init or toy_weights_path())))
-    tokenizer = open_clip.get_tokenizer(TOY_ARCH)
-    model.eval()
-    visual = model.visual
+    loaded = load_model(f"{TOY_NAME}:{init}" if init else TOY_NAME, device="cpu")  # eval mode: no dropout
+    model, visual = loaded.model, loaded.model.visual
     trainable = [*visual.transformer.resblocks[-1].parameters(), *visual.ln_post.parameters(), visual.proj]
     for p in model.parameters():
         p.requires_grad_(False)
@@ -101,16 +94,13 @@ def finetune_dense(
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     classes = list(spec.classes)
-    with torch.no_grad():
-        prompts = tokenizer([t.format(c) for c in classes for t in TEMPLATES])
-        class_emb = F.normalize(model.encode_text(prompts), dim=-1).reshape(len(classes), len(TEMPLATES), -1)
-        class_emb = F.normalize(class_emb.mean(1), dim=-1)  # (C, d)
+    class_emb = text_embeddings(loaded, classes)  # (C, d), the prompts the saliency uses
     logit_scale = model.logit_scale.exp().item()
     rng = np.random.default_rng(config.seed)
     captions = [make_caption(list(th), st, rng, colour_rate=0.5) for th, st in zip(things, stuffs, strict=True)]
     present = [{shape for shape, _ in th} | set(st) for th, st in zip(things, stuffs, strict=True)]
     tags = torch.tensor([[c in p for c in classes] for p in present])  # (N, C) image-level tags
-    frozen, text = _frozen_inputs(model, tokenizer, images, captions, progress)  # (N, 1 + P, width), (N, d)
+    frozen, text = _frozen_inputs(loaded, images, captions, progress)  # (N, 1 + P, width), (N, d)
     start = time.time()
     history = []
     for step in tqdm(range(config.steps), desc="dense fine-tune", disable=not progress):
@@ -129,7 +119,7 @@ def finetune_dense(
         loss.backward()
         optimizer.step()
         history.append((contrastive.item(), dense.item()))
-    save_compact_weights(model.state_dict(), vocabulary_token_ids(tokenizer, spec), out_path)
+    save_compact_weights(model.state_dict(), vocabulary_token_ids(loaded.tokenizer, spec), out_path)
     first, last = np.mean(history[:20], 0), np.mean(history[-20:], 0)
     out_path.with_suffix(".json").write_text(
         json.dumps(
