@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.demo_banks import archive_section, bank_section
+from pipeline.demo_car import car_section
 from pipeline.demo_segment import segmentation_section
 from pipeline.demo_zegclip import zegclip_section
 from pipeline.embed import EmbedStage
@@ -94,15 +95,6 @@ def _dense_section(loaded, data: Path, spec: WorldSpec, count: int = 6) -> Secti
     )
 
 
-def _car_beside_others(loaded, data: Path, bank) -> Section:
-    """CaR's section, with the demo's ZegCLIP (trained by its own section) scored on the same scenes."""
-    from pipeline.demo_car import car_section
-    from segment.zegclip.segmenter import ZegCLIPSegmenter
-
-    zegclip = ZegCLIPSegmenter(data / "zegclip" / "demo", clip=loaded, device="cpu", seen_bias=0.0)
-    return car_section(loaded, data, bank, others={"ZegCLIP (inductive, demo)": zegclip})
-
-
 def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = True) -> Path:
     """Generate a toy pool and benchmark under `out`, run the flow on them and write out/report.html."""
     start = time.time()
@@ -114,7 +106,8 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
     archives_section, archives = archive_section(loaded, data, spec)
     banks, bank = bank_section(loaded, data, spec, archives)
     sections += [archives_section, banks, segmentation_section(loaded, data, bank)]
-    sections += [zegclip_section(loaded, data, spec), _car_beside_others(loaded, data, bank)]
+    zegclip, zegclip_segmenter = zegclip_section(loaded, data, spec)
+    sections += [zegclip, car_section(loaded, data, bank, others={"ZegCLIP (inductive, demo)": zegclip_segmenter})]
     sections.append(_dense_section(loaded, data, spec))
     timing = {"seconds": round(time.time() - start, 1), "pool_size": pool_size, "seed": seed}
     sections.insert(

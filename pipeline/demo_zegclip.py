@@ -4,6 +4,7 @@ measured on the demo benchmark for seen and unseen classes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,9 +42,9 @@ def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Pat
     return folder
 
 
-def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = DEMO_STEPS) -> Section:
+def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = DEMO_STEPS) -> tuple[Section, Any]:
     """Train (or load) the demo's ZegCLIP, evaluate it on the demo benchmark (mIoU seen / unseen / hIoU) and show
-    its masks."""
+    its masks; the section and the segmenter (for side-by-side comparisons)."""
     from pipeline.toy.world import WorldSpec
     from segment.datasets import open_dataset
     from segment.evaluate import evaluate
@@ -85,4 +86,4 @@ def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = 
         "their names through the CLIP text tower. A longer run and the transductive and bank-fed variants are "
         "measured by `python -m segment.zegclip.toy`."
     )
-    return Section("Segmentation: ZegCLIP", text, rows, grids)
+    return Section("Segmentation: ZegCLIP", text, rows, grids), segmenter
