@@ -23,7 +23,7 @@ CLASSES = list(SPEC.classes)
 TINY = TrainConfig(arch="lraspp_mobilenet_v3_large", steps=2, batch_size=2, crop_size=None, scale_range=(0.75, 1.25))
 
 
-def _tiny_checkpoint(folder, steps: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def tiny_checkpoint(folder, steps: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Train for `steps` on 4 toy scenes with their true masks; the scenes and masks."""
     images, masks, _ = render_many(SPEC, POOL_SEED, 4, workers=1, progress=False)
     config = TrainConfig(**{**TINY.__dict__, "steps": steps})
@@ -46,8 +46,8 @@ def test_reco_plus_beats_the_reco_that_taught_it(experiment) -> None:
 
 
 def test_checkpoint_round_trip_and_determinism(tmp_path) -> None:
-    images, _ = _tiny_checkpoint(tmp_path / "a")
-    _tiny_checkpoint(tmp_path / "b")
+    images, _ = tiny_checkpoint(tmp_path / "a")
+    tiny_checkpoint(tmp_path / "b")
     a = ReCoPlusSegmenter(tmp_path / "a", device="cpu").predict_batch(list(images), CLASSES)
     b = ReCoPlusSegmenter(tmp_path / "b", device="cpu").predict_batch(list(images), CLASSES)
     for x, y in zip(a, b, strict=True):
@@ -69,7 +69,7 @@ def test_resume_continues_to_the_same_model(tmp_path) -> None:
 
 
 def test_contract(tmp_path) -> None:
-    _tiny_checkpoint(tmp_path)
+    tiny_checkpoint(tmp_path)
     seg = create_segmenter("reco-plus", checkpoint=tmp_path, device="cpu")
     small = np.zeros((40, 56, 3), np.uint8)
     bench, _, _ = render_many(SPEC, BENCH_SEED, 2, workers=1, progress=False)

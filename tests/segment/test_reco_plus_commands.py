@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline.cli import main
 from pipeline.toy.world import WorldSpec, render_scene
 from segment.reco_plus import read_checkpoint_meta
-from tests.segment.test_reco_plus import _tiny_checkpoint
+from tests.segment.test_reco_plus import tiny_checkpoint
 from tests.segment.test_segment_cli import archive_root  # noqa: F401  (module fixture: four toy archives)
 
 
@@ -58,7 +58,7 @@ def test_train_and_resume(bank: Path, targets: Path, tmp_path: Path, capsys) -> 
 
 
 def test_eval_reads_a_checkpoint(toy_world: Path, tmp_path: Path) -> None:
-    _tiny_checkpoint(tmp_path / "ckpt")  # all 13 toy classes, as `coarchive eval --dataset toy` needs
+    tiny_checkpoint(tmp_path / "ckpt")  # all 13 toy classes, as `coarchive eval --dataset toy` needs
     args = ["--dataset", "toy", "--data-root", str(toy_world), "--segmenter", "reco-plus", "--quiet"]
     assert main(["eval", *args, "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "eval")]) == 0
     result = json.loads((tmp_path / "eval" / "results.json").read_text())
