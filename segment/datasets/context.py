@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segment.datasets.base import SegDataset, check_split, identity_table, read_id_list, reduce_zero_table, require_dir
+from segment.datasets.base import SegDataset, identity_table, reduce_zero_table
+from segment.datasets.voc import voc_layout_items
 
 CONTEXT_CLASSES = [  # 60: background, then the 59 most frequent classes (mask value = index)
     "background",
@@ -73,17 +74,9 @@ SPLITS = ("train", "val")
 
 def open_context(root: Path | str, split: str = "val", background: bool = True) -> SegDataset:
     """PASCAL Context under `root` (VOC2010/ itself, or a folder holding VOCdevkit/VOC2010 or VOC2010/)."""
-    root = Path(root)
-    for candidate in (root / "VOCdevkit" / "VOC2010", root / "VOC2010"):
-        if candidate.is_dir():
-            root = candidate
-            break
-    check_split("context", split, SPLITS)
-    require_dir(root, "PASCAL Context")
-    images = require_dir(root / "JPEGImages", "PASCAL Context images")
-    masks = require_dir(root / "SegmentationClassContext", "PASCAL Context masks")
-    ids = read_id_list(root / "ImageSets" / "SegmentationContext" / f"{split}.txt")
-    items = [(i, images / f"{i}.jpg", masks / f"{i}.png") for i in ids]
+    items = voc_layout_items(
+        root, 2010, "context", "PASCAL Context", "SegmentationClassContext", "SegmentationContext", split, SPLITS
+    )
     if background:
         return SegDataset("context", CONTEXT_CLASSES, items, identity_table(len(CONTEXT_CLASSES)), split)
     return SegDataset("context59", CONTEXT_CLASSES[1:], items, reduce_zero_table(len(CONTEXT_CLASSES) - 1), split)

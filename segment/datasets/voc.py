@@ -78,19 +78,27 @@ class VOCDataset(SegDataset):
         return labels[inverse].reshape(flat.shape)
 
 
-def open_voc(root: Path | str, split: str = "val", background: bool = True) -> SegDataset:
-    """VOC 2012 under `root` (VOC2012/ itself, or a folder holding VOCdevkit/VOC2012 or VOC2012/)."""
+def voc_layout_items(
+    root: Path | str, year: int, kind: str, label: str, masks: str, id_lists: str, split: str, splits: tuple
+) -> list[tuple[str, Path, Path]]:
+    """(id, image, mask) of a benchmark in VOC's layout under `root` (VOC{year}/ itself, or a folder holding
+    VOCdevkit/VOC{year} or VOC{year}/): JPEGImages/, the `masks` folder and ImageSets/`id_lists`/{split}.txt."""
     root = Path(root)
-    for candidate in (root / "VOCdevkit" / "VOC2012", root / "VOC2012"):
+    for candidate in (root / "VOCdevkit" / f"VOC{year}", root / f"VOC{year}"):
         if candidate.is_dir():
             root = candidate
             break
-    check_split("voc", split, SPLITS)
-    require_dir(root, "VOC")
-    images = require_dir(root / "JPEGImages", "VOC images")
-    masks = require_dir(root / "SegmentationClass", "VOC masks")
-    ids = read_id_list(root / "ImageSets" / "Segmentation" / f"{split}.txt")
-    items = [(i, images / f"{i}.jpg", masks / f"{i}.png") for i in ids]
+    check_split(kind, split, splits)
+    require_dir(root, label)
+    image_dir = require_dir(root / "JPEGImages", f"{label} images")
+    mask_dir = require_dir(root / masks, f"{label} masks")
+    ids = read_id_list(root / "ImageSets" / id_lists / f"{split}.txt")
+    return [(i, image_dir / f"{i}.jpg", mask_dir / f"{i}.png") for i in ids]
+
+
+def open_voc(root: Path | str, split: str = "val", background: bool = True) -> SegDataset:
+    """VOC 2012 under `root` (VOC2012/ itself, or a folder holding VOCdevkit/VOC2012 or VOC2012/)."""
+    items = voc_layout_items(root, 2012, "voc", "VOC", "SegmentationClass", "Segmentation", split, SPLITS)
     if background:
         return VOCDataset("voc", VOC_CLASSES, items, identity_table(len(VOC_CLASSES)), split)
     return VOCDataset("voc20", VOC_CLASSES[1:], items, reduce_zero_table(len(VOC_CLASSES) - 1), split)
