@@ -3,6 +3,7 @@ measured on the demo benchmark for seen and unseen classes."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,15 @@ from pipeline.report import Section, Tile, colourise, data_uri
 UNSEEN = ("star", "ring")
 DEMO_STEPS = 1000  # the shapes are not learned before several hundred steps (README, ZegCLIP)
 DEMO_TRAIN_IMAGES = 300
+
+
+def visual_digest(loaded) -> str:
+    """A short hash of the frozen image tower's weights: a cached checkpoint is reused only on the same tower."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(loaded.model.visual.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Path:
@@ -28,8 +38,11 @@ def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Pat
     from segment.zegclip.train import train_zegclip
     from segment.zegclip.vocabulary import Vocabulary, embed_texts
 
-    if has_checkpoint(folder) and read_meta(folder).step >= steps:
-        return folder
+    digest = visual_digest(loaded)
+    if has_checkpoint(folder):
+        meta = read_meta(folder)
+        if meta.step >= steps and meta.extra.get("clip_digest") == digest:
+            return folder
     classes = list(spec.classes)
     images, masks, _ = render_many(spec, TRAIN_SEED, DEMO_TRAIN_IMAGES, workers=1, progress=False)
     data = TrainingSet(list(images), split_masks(list(masks), classes, UNSEEN), check_split(classes, UNSEEN))
@@ -37,7 +50,7 @@ def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Pat
     torch.manual_seed(0)
     model = ZegCLIP(loaded.model.visual, ModelConfig(num_tokens=10))
     config = replace(TOY_TRAIN, steps=steps, warmup=min(15, steps), save_every=steps)
-    extra = {"unseen": list(UNSEEN), "demo": True}
+    extra = {"unseen": list(UNSEEN), "demo": True, "clip_digest": digest}
     train_zegclip(model, data, vocab, config, str(loaded.ref), out=folder, extra=extra)
     return folder
 

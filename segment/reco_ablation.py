@@ -18,7 +18,7 @@ from segment.cosegment import build_bank
 from segment.dense_encoders import ClipDenseEncoder, DenseEncoder, create_dense_encoder
 from segment.metrics import confusion_matrix, iou_per_class, pixel_accuracy
 from segment.reco import SALIENCY_TEMPERATURE, ReCoSegmenter
-from segment.toy_bank_quality import add_protocol_arguments, toy_archives
+from segment.toy_bank_quality import add_protocol_arguments, seed_hit_rate, toy_archives
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ NO_SALIENCY_STEPS = {
     "both+CRF, no saliency": Step(True, True, False, True),
 }
 TEXT = "text (MaskCLIP)"
+# The ablation's world: every scene's things come from its background's natives, so archives share a context (as
+# boats share water) that LGC and CE must keep out of the seeds. In a world without context there is nothing to remove.
+ABLATION_CONTEXT_RATE = 1.0
 
 
 @dataclass
@@ -59,6 +62,11 @@ class AblationResult:
     pixel_accuracy: dict[str, float]
     iou: dict[str, dict[str, float]]  # row -> class -> IoU
     settings: dict = field(default_factory=dict)
+    seed_precision: dict[str, dict[str, float]] = field(default_factory=dict)  # bank -> class -> seeds on it
+
+    def mean_seed_precision(self, bank: str, names: list[str]) -> float:
+        """Mean over `names` of the share of the bank's seeds that land on the concept."""
+        return float(np.mean([self.seed_precision[bank][n] for n in names]))
 
     def things_miou(self, row: str, things: list[str]) -> float:
         """Mean IoU of `row` over the thing classes."""
@@ -70,6 +78,11 @@ def evaluate_labels(pred: np.ndarray, masks: np.ndarray, classes: list[str]) -> 
     confusion = confusion_matrix(pred, masks, len(classes))
     iou = iou_per_class(confusion)
     return float(np.nanmean(iou)), pixel_accuracy(confusion), dict(zip(classes, iou.tolist(), strict=True))
+
+
+def bank_name(lgc: bool, ce: bool) -> str:
+    """The ablation's name for a bank built with or without LGC and CE."""
+    return {(False, False): "none", (True, False): "LGC", (False, True): "CE", (True, True): "both"}[(lgc, ce)]
 
 
 def segment_all(segmenter: ReCoSegmenter, images: np.ndarray, classes: list[str], batch: int = 64) -> np.ndarray:
@@ -98,16 +111,18 @@ def measure_reco_ablation(
     encoder = encoder or create_dense_encoder("clip-penultimate", clip=loaded)
     pool_images, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, progress=progress)
     archives, precision = toy_archives(loaded, spec, pool_images, pool_masks, k)
-    del pool_images, pool_masks
+    del pool_images
     bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
     classes = list(spec.classes)
     rows: dict[str, tuple[float, float, dict[str, float]]] = {}
     rows[TEXT] = evaluate_labels(dense_labels(loaded, bench, text_embeddings(loaded, classes)), masks, classes)
-    banks: dict[tuple[bool, bool], SegmentBank] = {}
+    banks: dict[str, SegmentBank] = {}
+    seeds: dict[str, dict[str, float]] = {}
     for name, step in steps.items():
-        key = (step.lgc, step.ce)
+        key = bank_name(step.lgc, step.ce)
         if key not in banks:
             banks[key] = build_bank(archives, encoder, saliency, lgc=step.lgc, ce=step.ce)
+            seeds[key] = seed_hit_rate(banks[key], archives, spec, lambda a: pool_masks[a.ids])
         segmenter = ReCoSegmenter(
             banks[key],
             clip=loaded,
@@ -121,12 +136,13 @@ def measure_reco_ablation(
         if progress:
             print(f"{name}: mIoU {rows[name][0]:.3f}", flush=True)
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
-    settings.update(rare_rate=spec.rare_rate, archive_precision=precision)
+    settings.update(rare_rate=spec.rare_rate, context_rate=spec.context_rate, archive_precision=precision)
     return AblationResult(
         {n: r[0] for n, r in rows.items()},
         {n: r[1] for n, r in rows.items()},
         {n: r[2] for n, r in rows.items()},
         settings,
+        seeds,
     )
 
 
@@ -141,6 +157,11 @@ def ablation_table(result: AblationResult, spec: WorldSpec) -> str:
     lines += ["", "| class | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
     for c in spec.classes:
         lines.append(f"| {c} | " + " | ".join(f"{result.iou[r][c]:.2f}" for r in rows) + " |")
+    banks = list(result.seed_precision)
+    lines += ["", "| seeds on the concept, bank | " + " | ".join(banks) + " |", "|---" * (len(banks) + 1) + "|"]
+    for label, names in (("things", things), ("stuff", stuff)):
+        cells = " | ".join(f"{result.mean_seed_precision(b, names):.2f}" for b in banks)
+        lines.append(f"| {label} | {cells} |")
     return "\n".join(lines)
 
 
@@ -197,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    add_protocol_arguments(parser)
+    add_protocol_arguments(parser, context=ABLATION_CONTEXT_RATE)
     parser.add_argument("--model", default="toy", help="the CLIP: 'toy' or 'toy:/path/weights.safetensors'")
     parser.add_argument("--encoder", default="clip-penultimate", help="clip, clip-tokens or clip-penultimate")
     parser.add_argument(
@@ -209,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, device="cpu")
-    spec = WorldSpec(rare_rate=args.rare_rate)
+    spec = WorldSpec(rare_rate=args.rare_rate, context_rate=args.context_rate)
     steps = dict(PAPER_STEPS)
     if args.no_saliency_rows:
         steps.update(NO_SALIENCY_STEPS)

@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = toy_experiment(
         load_clip("toy", device="cpu"),
-        WorldSpec(rare_rate=args.rare_rate),
+        WorldSpec(rare_rate=args.rare_rate, context_rate=args.context_rate),
         args.pool_size,
         args.bench_size,
         args.k,

@@ -148,13 +148,21 @@ def quality_tables(quality: BankQuality, spec: WorldSpec) -> str:
 
 
 def add_protocol_arguments(
-    parser: argparse.ArgumentParser, pool_size: int = 10_000, bench_size: int = 500, k: int = 50, rare: float = 0.005
+    parser: argparse.ArgumentParser,
+    pool_size: int = 10_000,
+    bench_size: int = 500,
+    k: int = 50,
+    rare: float = 0.005,
+    context: float = 0.0,
 ) -> None:
     """The toy-world measurement protocol's options, shared by the bank, ablation and ReCo+ scripts."""
     parser.add_argument("--pool-size", type=int, default=pool_size, help="pool images the archives come from")
     parser.add_argument("--bench-size", type=int, default=bench_size, help="held-out benchmark scenes scored")
     parser.add_argument("--k", type=int, default=k, help="images per concept archive")
     parser.add_argument("--rare-rate", type=float, default=rare, help="fraction of images holding each rare thing")
+    parser.add_argument(
+        "--context-rate", type=float, default=context, help="chance that a scene's things favour its background"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     loaded = load_model("toy", device="cpu")
-    spec = WorldSpec(rare_rate=args.rare_rate)
+    spec = WorldSpec(rare_rate=args.rare_rate, context_rate=args.context_rate)
     start = time.perf_counter()
     quality = measure_bank_quality(
         loaded,

@@ -4,7 +4,8 @@ A web-scale CLIP's value path already localises (that is why MaskCLIP and ReCo's
 tiny CLIP trained on a few thousand captions does not. This step gives the toy model that property without
 pixel labels: each patch's value-path embedding is classified among the concept prompts (softmax at the saliency's
 scale of 10), and each concept's top patches must explain the image-level tag (multiple-instance learning).
-The image-level contrastive loss against the frozen text tower keeps retrieval where it was.
+A distillation term keeps each image's pooled embedding where the original model put it, so retrieval (and every
+archive built from it) does not move.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from tqdm import tqdm
 
 from pipeline.models import TOY_ARCH, TOY_NAME, load_model
 from pipeline.toy.quality import normalise_pixels, text_embeddings
-from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, soft_targets, vocabulary_token_ids
+from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, vocabulary_token_ids
 from pipeline.toy.weights import save_compact_weights
-from pipeline.toy.world import WorldSpec, make_caption
+from pipeline.toy.world import WorldSpec
 from segment.clip_dense import value_path, vit_tokens_before_last_block
 
 SALIENCY_SCALE = 10.0  # METHODS.md: DenseCLIP saliency is sigmoid(10 * cos(patch, text))
@@ -42,6 +43,7 @@ class DenseFinetuneConfig:
     warmup: int = 20
     topk: int = 8  # patches pooled per concept by the tag loss
     dense_weight: float = 2.0
+    retain_weight: float = 20.0  # weight of 1 - cos(pooled embedding, the original model's pooled embedding)
     seed: int = 1  # another slice of training scenes than the original run's seed 0
 
     def __post_init__(self) -> None:
@@ -57,17 +59,16 @@ def _global_embedding(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-@torch.no_grad()
-def _frozen_inputs(loaded, images: np.ndarray, captions: list[str], progress: bool, batch: int = 256):
+def _frozen_inputs(loaded, images: np.ndarray, progress: bool, batch: int = 256):
     """What the fine-tune never changes, computed once: every image's input to the last visual block
-    (N, 1 + P, width) float16 and its caption's normalised text embedding (N, d)."""
-    frozen, text = [], []
+    (N, 1 + P, width) float16 and the original model's normalised pooled embedding (N, d)."""
+    frozen, pooled = [], []
     for start in tqdm(range(0, len(images), batch), desc="frozen features", disable=not progress):
         pixels = normalise_pixels(loaded, images[start : start + batch])  # (B, 3, S, S)
-        frozen.append(vit_tokens_before_last_block(loaded.model.visual, pixels)[0].half())
-        tokens = loaded.tokenizer(captions[start : start + batch])
-        text.append(F.normalize(loaded.model.encode_text(tokens), dim=-1))
-    return torch.cat(frozen), torch.cat(text)
+        x = vit_tokens_before_last_block(loaded.model.visual, pixels)[0]
+        frozen.append(x.half())
+        pooled.append(F.normalize(_global_embedding(loaded.model.visual, x), dim=-1))
+    return torch.cat(frozen), torch.cat(pooled)
 
 
 def tag_loss(patches: torch.Tensor, classes: torch.Tensor, tags: torch.Tensor, topk: int) -> torch.Tensor:
@@ -95,12 +96,10 @@ def finetune_dense(
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     classes = list(spec.classes)
     class_emb = text_embeddings(loaded, classes)  # (C, d), the prompts the saliency uses
-    logit_scale = model.logit_scale.exp().item()
     rng = np.random.default_rng(config.seed)
-    captions = [make_caption(list(th), st, rng, colour_rate=0.5) for th, st in zip(things, stuffs, strict=True)]
     present = [{shape for shape, _ in th} | set(st) for th, st in zip(things, stuffs, strict=True)]
     tags = torch.tensor([[c in p for c in classes] for p in present])  # (N, C) image-level tags
-    frozen, text = _frozen_inputs(loaded, images, captions, progress)  # (N, 1 + P, width), (N, d)
+    frozen, original = _frozen_inputs(loaded, images, progress)  # (N, 1 + P, width), (N, d)
     start = time.time()
     history = []
     for step in tqdm(range(config.steps), desc="dense fine-tune", disable=not progress):
@@ -111,14 +110,13 @@ def finetune_dense(
         x = frozen[index].float()  # (B, 1 + P, width)
         patches = F.normalize(value_path(visual, x)[:, 1:], dim=-1)  # (B, P, d)
         dense = tag_loss(patches, class_emb, tags[index].float(), config.topk)
-        logits = logit_scale * F.normalize(_global_embedding(visual, x), dim=-1) @ text[index].T  # (B, B)
-        targets = soft_targets([captions[i] for i in index.tolist()])
-        contrastive = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
-        loss = contrastive + config.dense_weight * dense
+        pooled = F.normalize(_global_embedding(visual, x), dim=-1)  # (B, d)
+        retain = (1 - (pooled * original[index]).sum(-1)).mean()
+        loss = config.retain_weight * retain + config.dense_weight * dense
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        history.append((contrastive.item(), dense.item()))
+        history.append((retain.item(), dense.item()))
     save_compact_weights(model.state_dict(), vocabulary_token_ids(loaded.tokenizer, spec), out_path)
     first, last = np.mean(history[:20], 0), np.mean(history[-20:], 0)
     out_path.with_suffix(".json").write_text(
@@ -126,8 +124,8 @@ def finetune_dense(
             {
                 "arch": TOY_ARCH,
                 "dense_finetune": asdict(config),
-                "loss_first_20": {"contrastive": first[0], "tag": first[1]},
-                "loss_last_20": {"contrastive": last[0], "tag": last[1]},
+                "loss_first_20": {"retain": first[0], "tag": first[1]},
+                "loss_last_20": {"retain": last[0], "tag": last[1]},
                 "seconds": time.time() - start,
             },
             indent=2,

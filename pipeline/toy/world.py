@@ -34,6 +34,7 @@ class WorldSpec:
     rare_rate: float = 0.005
     colours: tuple[str, ...] = tuple(COLOURS)
     horizon_rate: float = 0.3
+    context_rate: float = 0.0  # chance that a scene's common things come from the natives of its background
 
     def __post_init__(self) -> None:
         if self.image_size < 32:
@@ -51,6 +52,8 @@ class WorldSpec:
             raise ValueError("the world needs at least 3 thing classes that are not rare")
         if not 0 <= self.rare_rate <= 1:
             raise ValueError(f"rare_rate must be in [0, 1], got {self.rare_rate}")
+        if not 0 <= self.context_rate <= 1:
+            raise ValueError(f"context_rate must be in [0, 1], got {self.context_rate}")
         for name in self.colours:
             if name not in COLOURS:
                 raise ValueError(f"unknown colour {name!r}; known: {', '.join(COLOURS)}")
@@ -64,6 +67,10 @@ class WorldSpec:
     def common(self) -> tuple[str, ...]:
         """Thing classes that are not rare."""
         return tuple(t for t in self.things if t not in self.rare)
+
+    def habitat(self, thing: str) -> str:
+        """The background a thing favours in a world with context (as boats favour water): stuff in turn."""
+        return self.stuff[self.things.index(thing) % len(self.stuff)]
 
 
 @dataclass
@@ -82,11 +89,14 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def _pick_things(spec: WorldSpec, rng: np.random.Generator) -> list[str]:
+def _pick_things(spec: WorldSpec, rng: np.random.Generator, ground: str) -> list[str]:
     count = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
     chosen = [name for name in spec.rare if rng.random() < spec.rare_rate][:count]
-    rest = rng.permutation(len(spec.common))[: count - len(chosen)]
-    chosen += [spec.common[i] for i in rest]
+    pool = spec.common
+    if spec.context_rate > 0 and rng.random() < spec.context_rate:  # no draw without context: old worlds unchanged
+        pool = tuple(t for t in spec.common if spec.habitat(t) == ground) or pool
+    rest = rng.permutation(len(pool))[: count - len(chosen)]
+    chosen += [pool[i] for i in rest]
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
@@ -140,7 +150,7 @@ def render_scene(spec: WorldSpec, seed: int, index: int) -> Scene:
     size = spec.image_size
     scale = size / 96
     image, mask, stuff = _background(spec, rng)
-    shapes = _pick_things(spec, rng)
+    shapes = _pick_things(spec, rng, stuff[0])
     colours = [spec.colours[int(rng.integers(len(spec.colours)))] for _ in shapes]
     for _attempt in range(20):
         layout = [

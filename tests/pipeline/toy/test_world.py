@@ -39,6 +39,19 @@ def test_rare_things_are_rare_and_common_ones_are_not() -> None:
         assert counts[common] > 300, counts
 
 
+def test_context_makes_things_favour_their_habitat() -> None:
+    """With context, a thing's archive is dominated by one background (ReCo's context elimination needs that)."""
+    for rate, low, high in ((0.0, 0.1, 0.35), (0.9, 0.55, 0.9)):
+        spec = WorldSpec(context_rate=rate)
+        at_home = {t: [] for t in spec.common}
+        for index in range(600):
+            scene = render_scene(spec, 0, index)
+            for shape in {s for s, _ in scene.things if s in at_home}:
+                at_home[shape].append(scene.stuff[0] == spec.habitat(shape))
+        share = np.mean([np.mean(v) for v in at_home.values()])
+        assert low <= share <= high, (rate, share)
+
+
 def test_image_size_is_a_parameter() -> None:
     scene = render_scene(WorldSpec(image_size=64), 0, 0)
     assert scene.image.shape == (64, 64, 3) and scene.image.dtype == np.uint8 and scene.mask.shape == (64, 64)
@@ -51,6 +64,7 @@ def test_image_size_is_a_parameter() -> None:
         {"things": ("circle", "blob")},
         {"rare": ("lake",)},
         {"rare_rate": 2.0},
+        {"context_rate": -0.1},
         {"stuff": ("lava",)},
         {"things": ("circle", "heart"), "rare": ("heart",)},
     ],
