@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from pipeline.demo_ablation import ablation_section
 from pipeline.demo_banks import archive_section, bank_section
 from pipeline.demo_car import car_section
 from pipeline.demo_segment import segmentation_section
@@ -105,7 +106,7 @@ def run_demo(out: Path, pool_size: int = 3000, seed: int = 0, progress: bool = T
     sections = [_retrieval_section(loaded, data, spec, progress)]
     archives_section, archives = archive_section(loaded, data, spec)
     banks, bank = bank_section(loaded, data, spec, archives)
-    sections += [archives_section, banks, segmentation_section(loaded, data, bank)]
+    sections += [archives_section, banks, segmentation_section(loaded, data, bank), ablation_section(loaded)]
     zegclip, zegclip_segmenter = zegclip_section(loaded, data, spec)
     sections += [zegclip, car_section(loaded, data, bank, others={"ZegCLIP (inductive, demo)": zegclip_segmenter})]
     sections.append(_dense_section(loaded, data, spec))

@@ -63,6 +63,7 @@ class AblationResult:
     iou: dict[str, dict[str, float]]  # row -> class -> IoU
     settings: dict = field(default_factory=dict)
     seed_precision: dict[str, dict[str, float]] = field(default_factory=dict)  # bank -> class -> seeds on it
+    seed_cells: dict[str, dict[str, list[list[int]]]] = field(default_factory=dict)  # bank -> class -> [id, row, col]
 
     def mean_seed_precision(self, bank: str, names: list[str]) -> float:
         """Mean over `names` of the share of the bank's seeds that land on the concept."""
@@ -118,11 +119,16 @@ def measure_reco_ablation(
     rows[TEXT] = evaluate_labels(dense_labels(loaded, bench, text_embeddings(loaded, classes)), masks, classes)
     banks: dict[str, SegmentBank] = {}
     seeds: dict[str, dict[str, float]] = {}
+    cells: dict[str, dict[str, list[list[int]]]] = {}
     for name, step in steps.items():
         key = bank_name(step.lgc, step.ce)
         if key not in banks:
             banks[key] = build_bank(archives, encoder, saliency, lgc=step.lgc, ce=step.ce)
             seeds[key] = seed_hit_rate(banks[key], archives, spec, lambda a: pool_masks[a.ids])
+            info = banks[key].provenance["concepts"]
+            cells[key] = {
+                c: [[i, *at] for at, i in zip(info[c]["seeds"], info[c]["ids"], strict=True)] for c in classes
+            }
         segmenter = ReCoSegmenter(
             banks[key],
             clip=loaded,
@@ -135,7 +141,8 @@ def measure_reco_ablation(
         rows[name] = evaluate_labels(segment_all(segmenter, bench, classes), masks, classes)
         if progress:
             print(f"{name}: mIoU {rows[name][0]:.3f}", flush=True)
-    settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
+    grid = next(iter(banks.values())).provenance["concepts"][classes[0]]["grid"]
+    settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name, "grid": grid}
     settings.update(rare_rate=spec.rare_rate, context_rate=spec.context_rate, archive_precision=precision)
     return AblationResult(
         {n: r[0] for n, r in rows.items()},
@@ -143,6 +150,7 @@ def measure_reco_ablation(
         {n: r[2] for n, r in rows.items()},
         settings,
         seeds,
+        cells,
     )
 
 

@@ -19,3 +19,4 @@ def test_demo_writes_a_report(tmp_path: Path) -> None:
     assert "Segment banks" in html and "heat map" in html
     assert (tmp_path / "data" / "banks" / "toy" / "demo" / "bank.json").is_file()
     assert "Segmentation: ReCo" in html and "ReCo, bank only + dense CRF" in html
+    assert "components, step by step" in html and "seeds in the" in html and "LGC + CE" in html
