@@ -22,6 +22,9 @@ def _add_world_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rare", type=_csv, default=("heart", "crescent"), help="comma-separated rare things")
     parser.add_argument("--rare-rate", type=float, default=0.005, help="fraction of images holding each rare thing")
     parser.add_argument("--colours", type=_csv, default=tuple(COLOURS), help="comma-separated colour names")
+    parser.add_argument(
+        "--context-rate", type=float, default=0.0, help="chance that a scene's things are natives of its background"
+    )
 
 
 def _world_spec(args: argparse.Namespace):
@@ -34,6 +37,7 @@ def _world_spec(args: argparse.Namespace):
         rare=args.rare,
         rare_rate=args.rare_rate,
         colours=args.colours,
+        context_rate=args.context_rate,
     )
 
 
