@@ -6,8 +6,10 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from pipeline.serve.api import build_router
 from pipeline.serve.auth import bearer_guard
@@ -39,6 +41,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         title="coarchive",
         summary="Search concepts, browse their archives and segment images over one data root.",
         version="1",
+        docs_url=None,  # served below from the swagger-ui-bundle package, not from a CDN
+        redoc_url=None,
     )
     app.state.config, app.state.engine, app.state.metrics = config, engine, metrics
     app.include_router(build_router(config, engine, metrics, Thumbnails(config.pool)), dependencies=[guard])
@@ -56,6 +60,17 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="coarchive API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(RequestCounter, metrics=metrics)
