@@ -30,7 +30,7 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     """The whole (H, W, 3) uint8 image resized (aspect not kept) to (size, size, 3) uint8; unchanged if already so."""
     if image.shape[:2] == (size, size):
         return image
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]  # (1, 3, H, W), a writable copy
     x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 

@@ -109,3 +109,21 @@ def test_cli_trains_resumes_and_evaluates(toy_world, tmp_path, capsys) -> None:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
+
+
+def test_cli_trains_on_a_banks_archives(tmp_path, capsys) -> None:
+    """--bank with --archives: the archive images of the bank's concepts join training, labelled by ReCo."""
+    from pipeline.cli import main
+    from pipeline.serve.toy_root import RUN, build_toy_root
+    from segment.zegclip.checkpoint import read_meta
+
+    root = build_toy_root(tmp_path / "root", pool_size=200, bench_size=4, bank_k=4)
+    out, archives = tmp_path / "fed", root / "archives" / "toy" / RUN
+    common = ["zegclip", "train", "--dataset", "toy", "--data-root", str(root / "benchmark"), "--split", "val",
+              "--out", str(out), "--steps", "2", "--batch-size", "2", "--crop-size", "64", "--warmup", "1",
+              "--prompts", "2", "--unseen", "star,ring", "--archives", str(archives)]  # fmt: skip
+    assert main([*common, "--bank", str(root / "banks" / "toy" / RUN), "--k", "3"]) == 0
+    assert "bank-fed: 6 archive images of star, ring" in capsys.readouterr().out
+    assert read_meta(out).step == 2
+    assert main(common) == 2
+    assert "--archives needs --bank" in capsys.readouterr().err
