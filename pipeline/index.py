@@ -155,11 +155,21 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(e[:k])) / k for f, e in zip(found, exact, strict=True)]))
 
 
+def read_ondisk_index(path: Path) -> faiss.Index:
+    """An index whose inverted lists live in the .ivfdata beside it, wherever the data root has been moved to.
+
+    faiss announces that on C stdout, where it would corrupt `--json` output; wurlitzer captures and drops it.
+    """
+    from wurlitzer import pipes
+
+    with pipes(stderr=None):
+        return faiss.read_index(str(path.resolve()), faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
 def open_index(index_dir: Path) -> faiss.Index:
     """The merged index, its inverted lists memory-mapped from disk, with the tuned nprobe set."""
     info = json.loads((index_dir / "index.json").read_text())
-    # SAME_DIR: look for the .ivfdata beside the index, wherever the data root has been moved to
-    index = faiss.read_index(str(index_dir.resolve() / MERGED), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    index = read_ondisk_index(index_dir / MERGED)
     faiss.extract_index_ivf(index).nprobe = info["nprobe"]
     return index
 
@@ -248,7 +258,7 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
     merge_blocks_ondisk(merged, blocks, index_dir / IVFDATA)
     faiss.write_index(merged, str(index_dir / MERGED))
     del merged  # unmap the freshly written lists; search a read-only mapping instead
-    merged = faiss.read_index(str(index_dir.resolve() / MERGED), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    merged = read_ondisk_index(index_dir / MERGED)
     trained = faiss.extract_index_ivf(merged)
     _, exact = exact_search(embeddings, queries, 100)
     nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall)

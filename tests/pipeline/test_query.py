@@ -18,7 +18,8 @@ def indexed_root(toy_world: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return root
 
 
-def test_text_and_image_queries_json_and_html(indexed_root: Path, toy_world: Path, tmp_path: Path, capsys) -> None:
+def test_text_and_image_queries_json_and_html(indexed_root: Path, toy_world: Path, tmp_path: Path, capfd) -> None:
+    """capfd, not capsys: a library line printed from C (faiss opening on-disk lists) would break the JSON."""
     image = next((toy_world / "benchmark" / "images").glob("*.jpg"))
     html = tmp_path / "results.html"
     code = main(
@@ -39,7 +40,7 @@ def test_text_and_image_queries_json_and_html(indexed_root: Path, toy_world: Pat
             str(html),
         ]
     )
-    results = json.loads(capsys.readouterr().out)
+    results = json.loads(capfd.readouterr().out)
     assert code == 0 and list(results) == ["circle", "star", f"image {image}"]
     assert all(len(hits) == 4 for hits in results.values())
     assert [h["rank"] for h in results["circle"]] == [1, 2, 3, 4]
