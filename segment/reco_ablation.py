@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from segment.cosegment import build_bank
 from segment.dense_encoders import ClipDenseEncoder, DenseEncoder, create_dense_encoder
 from segment.metrics import confusion_matrix, iou_per_class, pixel_accuracy
 from segment.reco import SALIENCY_TEMPERATURE, ReCoSegmenter
-from segment.toy_bank_quality import add_protocol_arguments, seed_hit_rate, toy_archives
+from segment.toy_bank_quality import add_protocol_arguments, report_measurement, seed_hit_rate, toy_archives
 
 
 @dataclass(frozen=True)
@@ -250,12 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     result = measure_reco_ablation(
         loaded, spec, args.pool_size, args.bench_size, args.k, encoder=encoder, steps=steps, progress=True
     )
-    print(ablation_table(result, spec))
-    print(f"\n{json.dumps({k: v for k, v in result.settings.items() if k != 'archive_precision'})}", end="")
-    print(f"; {time.perf_counter() - start:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(asdict(result), f, indent=2)
+    settings = {k: v for k, v in result.settings.items() if k != "archive_precision"}
+    report_measurement(ablation_table(result, spec), result, settings, start, args.json)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -126,7 +127,7 @@ def measure_bank_quality(
         seeds[name] = seed_hit_rate(bank, archives, spec, lambda a: pool_masks[a.ids])
         iou[f"bank {name}"] = score(label_with_bank(encoder, bank, bench))
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
-    settings["rare_rate"] = spec.rare_rate
+    settings.update(rare_rate=spec.rare_rate, context_rate=spec.context_rate)
     return BankQuality(iou, precision, seeds, settings)
 
 
@@ -145,6 +146,14 @@ def quality_tables(quality: BankQuality, spec: WorldSpec) -> str:
         row = [f"{quality.archive_precision[c]:.2f}"] + [f"{quality.seeds_on_class[v][c]:.2f}" for v in variants]
         lines.append(f"| {c} | " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def report_measurement(tables: str, result, settings: dict, start: float, json_path: str | None) -> None:
+    """Print a toy measurement's tables and a settings line with its wall time; write it all as JSON when asked."""
+    print(tables)
+    print(f"\n{json.dumps(settings)}; {time.perf_counter() - start:.0f} s")
+    if json_path:
+        Path(json_path).write_text(json.dumps(asdict(result), indent=2))
 
 
 def add_protocol_arguments(
@@ -189,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         encoder=create_dense_encoder(args.encoder, clip=loaded),
         progress=True,
     )
-    print(quality_tables(quality, spec))
-    print(f"\n{json.dumps(quality.settings)}; {time.perf_counter() - start:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(asdict(quality), f, indent=2)
+    report_measurement(quality_tables(quality, spec), quality, quality.settings, start, args.json)
     return 0
 
 
