@@ -84,6 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         crop_size=args.crop_size,
         seed=args.seed,
         save_every=args.save_every,
+        photometric=not args.no_photometric,
+        drop_path=args.drop_path,
     )
     model = ZegCLIP(loaded.model.visual, ModelConfig(num_tokens=args.prompts))
     start = time.perf_counter()
@@ -150,6 +152,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=2e-5, help="base learning rate (x10 on everything trained)")
     train.add_argument("--warmup", type=int, default=1500)
     train.add_argument("--crop-size", type=int, default=512)
+    train.add_argument("--drop-path", type=float, default=0.1, help="stochastic depth rate of the frozen tower")
+    train.add_argument("--no-photometric", action="store_true", help="no photometric distortion of training images")
     train.add_argument("--prompts", type=int, default=10, help="prompt tokens per layer")
     train.add_argument("--templates", default=None, help="comma-separated prompt templates with {}")
     train.add_argument("--seed", type=int, default=0)

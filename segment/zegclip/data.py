@@ -88,6 +88,33 @@ def to_pixels(images: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.
     return (x - mean) / std
 
 
+def photometric_distortion(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """mmseg's PhotoMetricDistortion (the official recipe's) on a (3, H, W) image in [0, 1], each step with chance
+    1/2: brightness +-32/255, contrast x[0.5, 1.5] (before or after the colour steps, at random), saturation
+    x[0.5, 1.5], hue +-18 OpenCV units (+-36 degrees). Colour operations are torchvision's."""
+    from torchvision.transforms.v2 import functional as TF
+
+    def coin() -> bool:
+        return bool(torch.rand((), generator=gen) < 0.5)
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+    def contrast(x: torch.Tensor) -> torch.Tensor:
+        return (x * uniform(0.5, 1.5)).clamp(0, 1) if coin() else x
+
+    if coin():
+        image = (image + uniform(-32 / 255, 32 / 255)).clamp(0, 1)
+    contrast_first = coin()
+    if contrast_first:
+        image = contrast(image)
+    if coin():
+        image = TF.adjust_saturation(image, uniform(0.5, 1.5))
+    if coin():
+        image = TF.adjust_hue(image, uniform(-0.1, 0.1))
+    return image if contrast_first else contrast(image)
+
+
 def augment(
     image: torch.Tensor,
     label: torch.Tensor,

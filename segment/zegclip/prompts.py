@@ -31,6 +31,17 @@ def value_tokens(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return attn.out_proj(v)
 
 
+def block_with_drop_path(block: nn.Module, x: torch.Tensor, drop: nn.Module, batch_first: bool) -> torch.Tensor:
+    """An open_clip residual block on tokens in its own layout, with stochastic depth (timm's DropPath, one draw per
+    image) on both residual branches."""
+
+    def dropped(branch: torch.Tensor) -> torch.Tensor:
+        return drop(branch) if batch_first else drop(branch.transpose(0, 1)).transpose(0, 1)
+
+    x = x + dropped(block.ls_1(block.attention(q_x=block.ln_1(x))))
+    return x + dropped(block.ls_2(block.mlp(block.ln_2(x))))
+
+
 class PromptedViT(nn.Module):
     """A frozen open_clip VisionTransformer with deep prompt tuning (ZegCLIP / VPT-deep).
 
@@ -71,6 +82,17 @@ class PromptedViT(nn.Module):
         nn.init.kaiming_normal_(self.prompt_proj.weight, a=0, mode="fan_out")
         self.prompt_norm = nn.LayerNorm(width, eps=1e-6)
         self.prompt_dropout = nn.Dropout(dropout)
+        self.drop_paths: list[nn.Module] = []  # per block, set by set_drop_path; acts in training only
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth on the frozen tower's blocks while training, rising linearly from 0 to `rate`
+        (official: 0.1 over the 12 blocks); 0 turns it off."""
+        from timm.layers import DropPath
+
+        if not 0 <= rate < 1:
+            raise ValueError(f"drop path rate must be in [0, 1), got {rate}")
+        rates = torch.linspace(0, rate, self.num_layers).tolist()
+        self.drop_paths = [DropPath(r) for r in rates] if rate > 0 else []
 
     @property
     def output_dim(self) -> int:
@@ -110,7 +132,10 @@ class PromptedViT(nn.Module):
                 x = torch.cat([x[:, :1], deep, x[:, 1 + n :]], 1)
             if i == len(blocks) - 1 and self.value_path:
                 values = value_tokens(block, x)  # (B, 1 + n + gh * gw, width), MaskCLIP's last block
-            x = block(x.transpose(0, 1)).transpose(0, 1) if first else block(x)  # (B, 1 + n + gh * gw, width)
+            drop = self.drop_paths[i] if self.drop_paths and self.training else None
+            tokens = x.transpose(0, 1) if first else x  # the tower's own layout
+            tokens = block(tokens) if drop is None else block_with_drop_path(block, tokens, drop, not first)
+            x = tokens.transpose(0, 1) if first else tokens  # (B, 1 + n + gh * gw, width)
         if self.value_path:
             x = torch.cat([x[:, : 1 + n], values[:, 1 + n :]], 1)  # global from the regular path, patches from values
         x = visual.ln_post(self.prompt_norm(x))

@@ -21,8 +21,16 @@ from segment.zegclip.vocabulary import Vocabulary, bank_references, embed_texts
 TRAIN_SEED = 7_000_004  # the toy world's ZegCLIP training scenes: neither the pool, the benchmark nor ReCo+'s targets
 UNSEEN = ("star", "ring")
 # 64-px crops of the 96-px scenes (8 x 8 patches) halve a step's cost; lr x10 (3e-3) as the official head's.
-TOY_TRAIN = TrainConfig(
-    steps=1000, batch_size=8, lr=3e-4, warmup=15, crop_size=64, scale_range=(0.75, 1.25), save_every=10**9
+TOY_TRAIN = TrainConfig(  # without the official photometric distortion and drop path (README: what they do here)
+    steps=1000,
+    batch_size=8,
+    lr=3e-4,
+    warmup=15,
+    crop_size=64,
+    scale_range=(0.75, 1.25),
+    save_every=10**9,
+    photometric=False,
+    drop_path=0.0,
 )
 
 
@@ -158,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fusion", type=float, default=d.fusion, help="bank reference weight in fused queries")
     parser.add_argument("--rows", default=None, help="comma-separated subset of rows (default all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
+    parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     train = replace(TOY_TRAIN, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    train = replace(train, photometric=args.photometric, drop_path=args.drop_path)
     settings = ToySettings(
         tuple(c.strip() for c in args.unseen.split(",") if c.strip()),
         args.train_size, args.bench_size, args.pool_size, args.k, args.prompts, train,

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from segment.recipe_json import recipe_from_json
 from segment.zegclip.checkpoint import STATE, CheckpointMeta, load_weights, read_meta, save_checkpoint
-from segment.zegclip.data import IGNORE, UNLABELLED, TrainingSet, augment, clip_mean_std
+from segment.zegclip.data import IGNORE, UNLABELLED, TrainingSet, augment, clip_mean_std, photometric_distortion
 from segment.zegclip.loss import LossConfig, nel_loss
 from segment.zegclip.model import ZegCLIP
 from segment.zegclip.vocabulary import Vocabulary
@@ -39,6 +39,8 @@ class TrainConfig:
     crop_size: int = 512
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
+    photometric: bool = True  # mmseg's PhotoMetricDistortion, before scale and crop
+    drop_path: float = 0.1  # stochastic depth on the frozen tower's blocks, rising to this rate at the last one
     focal_weight: float = 100.0
     dice_weight: float = 1.0
     ignore_as_negative: bool = False
@@ -54,6 +56,8 @@ class TrainConfig:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}")
 
     @property
     def loss(self) -> LossConfig:
@@ -109,8 +113,10 @@ def _batch(data: TrainingSet, picks: list[int], config: TrainConfig, gen: torch.
     """Augmented normalised pixels (B, 3, S, S) and labels (B, S, S) int64 for the picked samples."""
     xs, ys = [], []
     for i in picks:
-        x = torch.from_numpy(np.array(data.images[i])).permute(2, 0, 1).float().div_(255)
-        x = (x - mean) / std  # (3, H, W)
+        x = torch.from_numpy(np.array(data.images[i])).permute(2, 0, 1).float().div_(255)  # (3, H, W) in [0, 1]
+        if config.photometric:
+            x = photometric_distortion(x, gen)
+        x = (x - mean) / std
         y = torch.from_numpy(data.labels[i].astype(np.int64))  # (H, W)
         x, y = augment(x, y, config.crop_size, config.scale_range, config.flip, gen)
         xs.append(x)
@@ -175,6 +181,7 @@ def train_zegclip(
     mean, std = clip_mean_std(model.encoder.visual)
     stop = config.steps if max_steps is None else min(config.steps, step + max_steps)
     model.train()
+    model.encoder.set_drop_path(config.drop_path)
     bar = tqdm(total=config.steps, initial=step, desc="zegclip", disable=not progress)
     while step < stop:
         for group in optimizer.param_groups:

@@ -121,3 +121,34 @@ def test_transductive_continues_from_the_inductive_checkpoint(toy_model, scenes,
     assert model is not None
     with pytest.raises(ValueError, match="pseudo-label classes"):
         train_zegclip(_model(toy_model), data, vocab, TINY, "toy", pseudo_classes=["star"])
+
+
+def test_photometric_distortion_stays_in_range_and_follows_its_generator() -> None:
+    from segment.zegclip.data import photometric_distortion
+
+    image = torch.rand(3, 16, 16)
+    outs = [photometric_distortion(image, torch.Generator().manual_seed(s)) for s in (1, 1, 2, 3, 4, 5)]
+    assert torch.equal(outs[0], outs[1])
+    assert all(o.shape == image.shape and 0 <= o.min() and o.max() <= 1 for o in outs)
+    assert sum(not torch.allclose(o, image) for o in outs[2:]) >= 3
+
+
+def test_drop_path_acts_in_training_only(toy_model) -> None:
+    model = _model(toy_model)
+    pixels = torch.randn(4, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        plain = model.encoder(pixels)[0]
+        model.encoder.set_drop_path(0.5)
+        assert torch.equal(model.encoder(pixels)[0], plain)  # eval: no drop
+        model.encoder.train()
+        model.encoder.prompt_dropout.eval()  # only the drop path random
+        torch.manual_seed(0)
+        dropped = model.encoder(pixels)[0]
+        model.encoder.set_drop_path(0.0)
+        assert torch.allclose(model.encoder(pixels)[0], plain, atol=1e-5)  # rate 0: the regular blocks
+    assert not torch.allclose(dropped, plain, atol=1e-3)
+    with pytest.raises(ValueError, match="drop"):
+        model.encoder.set_drop_path(1.0)
+    with pytest.raises(ValueError, match="drop_path"):
+        TrainConfig(drop_path=-0.1)
