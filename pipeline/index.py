@@ -10,6 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pyarrow.parquet as pq
+from wurlitzer import pipes
 
 from pipeline.executors import Executor
 from pipeline.io import atomic_path
@@ -160,8 +161,6 @@ def read_ondisk_index(path: Path) -> faiss.Index:
 
     faiss announces that on C stdout, where it would corrupt `--json` output; wurlitzer captures and drops it.
     """
-    from wurlitzer import pipes
-
     with pipes(stderr=None):
         return faiss.read_index(str(path.resolve()), faiss.IO_FLAG_ONDISK_SAME_DIR)
 
@@ -294,7 +293,8 @@ def merge_blocks_ondisk(trained: faiss.Index, blocks: list[Path], ivfdata: Path)
         del lists, block
     ondisk = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(ivfdata))
     capacity = 2 ** np.ceil(np.log2(np.maximum(sizes, 1)))  # faiss rounds list capacities up to powers of 2
-    ondisk.update_totsize(int((capacity * (ivf.code_size + 8)).sum()))  # size the file once, not by doubling
+    with pipes(stderr=None):  # faiss announces the new size on C stdout
+        ondisk.update_totsize(int((capacity * (ivf.code_size + 8)).sum()))  # size the file once, not by doubling
     for i in np.flatnonzero(sizes):
         ondisk.resize(int(i), int(sizes[i]))
     offsets = np.zeros(ivf.nlist, np.int64)

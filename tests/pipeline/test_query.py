@@ -60,3 +60,18 @@ def test_query_errors(indexed_root: Path, extra: list[str], message: str, capsys
 def test_query_without_an_index(tmp_path: Path, capsys) -> None:
     assert main(["query", "circle", "--root", str(tmp_path)]) == 2
     assert "run 'coarchive index' first" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(indexed_root: Path) -> None:
+    """`coarchive query ... | head`: no traceback when the pipe closes."""
+    import subprocess
+    import sys
+
+    from pipeline.toy.world import WorldSpec
+
+    cmd = [sys.executable, "-m", "pipeline.cli", "query", *WorldSpec().classes, "--root", str(indexed_root)]
+    proc = subprocess.Popen([*cmd, "-k", "100", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"{"
+    proc.stdout.close()  # about 200 kB are still to come: more than a pipe holds
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
