@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import threading
@@ -44,7 +43,7 @@ class Engine:
         self.model_id = self.clip.ref.model_id
         self.index_dir = self.root / "index" / self.model_id / config.version
         self.embeddings = self.root / "embeddings" / self.model_id
-        self._segmenters: dict[SegmenterKey, Segmenter] = {}
+        self._segmenters: dict[SegmenterKey, tuple[Segmenter, tuple]] = {}  # key -> (segmenter, file stamp)
         self._cached = cached
         self._lock = threading.Lock()
 
@@ -88,15 +87,32 @@ class Engine:
         return out
 
     def segmenter(self, key: SegmenterKey) -> Segmenter:
-        """The segmenter for `key`, built on first use with the app's CLIP and kept for later requests."""
+        """The segmenter for `key`, built on first use with the app's CLIP and kept for later requests; built again
+        when its bank or checkpoint files change on disk (a nightly run rewrote them)."""
+        stamp = self._stamp(key)
         with self._lock:
-            if key in self._segmenters:
-                return self._segmenters[key]
-            built = self._build(key)
-            if len(self._segmenters) >= self._cached:
-                self._segmenters.pop(next(iter(self._segmenters)))
-            self._segmenters[key] = built
-            return built
+            cached = self._segmenters.pop(key, None)
+            if cached is None or cached[1] != stamp:
+                cached = (self._build(key), stamp)
+                if len(self._segmenters) >= self._cached:
+                    self._segmenters.pop(next(iter(self._segmenters)))
+            self._segmenters[key] = cached  # most recently used last
+            return cached[0]
+
+    def _stamp(self, key: SegmenterKey) -> tuple:
+        """(name, inode, size, mtime) of the files in the bank and checkpoint folders: what a rebuild would read."""
+        folders = []
+        if key.bank is not None:
+            folders.append(catalog.bank_folder(self.root, self.model_id, key.bank))
+        if key.checkpoint is not None:
+            folders.append(confined_relative(self.root, key.checkpoint, "checkpoint"))
+        return tuple(
+            (path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            for folder in folders
+            if folder.is_dir()
+            for path in sorted(folder.iterdir())
+            if path.is_file() and (stat := path.stat())
+        )
 
     def _build(self, key: SegmenterKey) -> Segmenter:
         accepted, required = _parameters(key.name)
@@ -134,7 +150,6 @@ class Engine:
             raise ValueError(f"segmenter {key.name!r} has no concepts of its own: give concepts=a,b,c or a bank")
         return segmenter.predict(image, check_concepts(concepts))
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 (one engine per app, kept for the app's life)
     def _bank_concepts(self, bank: str) -> list[str]:
         meta = json.loads((catalog.bank_folder(self.root, self.model_id, bank) / "bank.json").read_text())
         return list(meta["concepts"])

@@ -132,6 +132,31 @@ def test_segmenter_built_once_and_reused(client, engine, serve_root):
     assert variant.use_crf and not variant.use_saliency
 
 
+def test_a_bank_rewritten_on_disk_is_loaded_again(engine, serve_root):
+    """A nightly run may rewrite a bank the server has cached: the next request uses the new one."""
+    import shutil
+
+    import torch
+
+    from pipeline.serve.engine import SegmenterKey
+    from segment.bank import SegmentBank
+
+    folder = serve_root / "banks" / "toy" / "rewritten"
+    shutil.copytree(serve_root / "banks" / "toy" / "toy", folder)
+    try:
+        key = SegmenterKey("reco", "rewritten")
+        first = engine.segmenter(key)
+        assert engine.segmenter(key) is first
+        bank = SegmentBank.load(folder)
+        bank.references = torch.flip(bank.references, [0])  # (C, d): concepts' references swapped around
+        bank.save(folder)
+        second = engine.segmenter(key)
+        assert second is not first and torch.equal(second.bank.references, bank.references)
+        assert engine.segmenter(key) is second
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_runs_and_manifest(client):
     assert client.get("/api/runs").json() == [{"run": "toy", "stages": ["embed"]}]
     manifest = client.get("/api/runs/toy").json()
