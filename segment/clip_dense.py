@@ -6,17 +6,22 @@ import torch
 import torch.nn.functional as F
 
 
-def resized_positional_embedding(visual: torch.nn.Module, grid: tuple[int, int]) -> torch.Tensor:
-    """The ViT's positional embedding (1 + gh * gw, width), bicubically resized to a patch grid of `grid`."""
-    pos = visual.positional_embedding  # (1 + g0 * g0, width)
+def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """A ViT positional embedding (1 + g0 * g0, width) resized to a patch grid `grid`: (1 + gh * gw, width)."""
     cls_pos, patch_pos = pos[:1], pos[1:]
     side = round(patch_pos.shape[0] ** 0.5)
+    if side * side != patch_pos.shape[0]:
+        raise ValueError(f"positional embedding of {patch_pos.shape[0]} patches is not a square grid")
     if (side, side) == tuple(grid):
         return pos
-    patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
-    patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
-    return torch.cat([cls_pos, patch_pos], 0)
+    patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, width, g0, g0)
+    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode=mode, align_corners=False).to(pos.dtype)
+    return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], 0)
+
+
+def resized_positional_embedding(visual: torch.nn.Module, grid: tuple[int, int]) -> torch.Tensor:
+    """The ViT's positional embedding (1 + gh * gw, width), bicubically resized to a patch grid of `grid`."""
+    return interpolate_positions(visual.positional_embedding, grid, "bicubic")
 
 
 def vit_tokens_before_last_block(visual: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -32,15 +37,18 @@ def vit_tokens_before_last_block(visual: torch.nn.Module, pixels: torch.Tensor) 
     return x, grid
 
 
-def value_path(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MaskCLIP's last block: ln_1, value and output projections only (no q/k mixing, residual, MLP), ln_post, proj."""
-    block = visual.transformer.resblocks[-1]
+def value_tokens(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MaskCLIP's view of one block on tokens (B, L, width): ln_1, value and output projections only (no q/k mixing,
+    no residual, no MLP)."""
     attn = block.attn
     width = x.shape[-1]
-    y = block.ln_1(x)
-    v = F.linear(y, attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
-    v = attn.out_proj(v)
-    v = visual.ln_post(v)
+    v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+    return attn.out_proj(v)
+
+
+def value_path(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MaskCLIP's last block: ln_1, value and output projections only (no q/k mixing, residual, MLP), ln_post, proj."""
+    v = visual.ln_post(value_tokens(visual.transformer.resblocks[-1], x))
     return v @ visual.proj if visual.proj is not None else v
 
 

@@ -27,7 +27,7 @@ from pipeline.toy.quality import normalise_pixels, text_embeddings
 from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, vocabulary_token_ids
 from pipeline.toy.weights import save_compact_weights
 from pipeline.toy.world import WorldSpec
-from segment.clip_dense import value_path, vit_tokens_before_last_block
+from segment.clip_dense import token_path, value_path, vit_tokens_before_last_block
 
 SALIENCY_SCALE = 10.0  # METHODS.md: DenseCLIP saliency is sigmoid(10 * cos(patch, text))
 
@@ -52,12 +52,6 @@ class DenseFinetuneConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
-def _global_embedding(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The pooled image embedding (B, d) from the input of the last block (the model's own 'tok' pooling path)."""
-    y = visual.ln_post(visual.transformer.resblocks[-1](x))
-    return y[:, 0] @ visual.proj
-
-
 @torch.no_grad()
 def _frozen_inputs(loaded, images: np.ndarray, progress: bool, batch: int = 256):
     """What the fine-tune never changes, computed once: every image's input to the last visual block
@@ -67,7 +61,7 @@ def _frozen_inputs(loaded, images: np.ndarray, progress: bool, batch: int = 256)
         pixels = normalise_pixels(loaded, images[start : start + batch])  # (B, 3, S, S)
         x = vit_tokens_before_last_block(loaded.model.visual, pixels)[0]
         frozen.append(x.half())
-        pooled.append(F.normalize(_global_embedding(loaded.model.visual, x), dim=-1))
+        pooled.append(F.normalize(token_path(loaded.model.visual, x)[:, 0], dim=-1))
     return torch.cat(frozen), torch.cat(pooled)
 
 
@@ -110,7 +104,7 @@ def finetune_dense(
         x = frozen[index].float()  # (B, 1 + P, width)
         patches = F.normalize(value_path(visual, x)[:, 1:], dim=-1)  # (B, P, d)
         dense = tag_loss(patches, class_emb, tags[index].float(), config.topk)
-        pooled = F.normalize(_global_embedding(visual, x), dim=-1)  # (B, d)
+        pooled = F.normalize(token_path(visual, x)[:, 0], dim=-1)  # (B, d)
         retain = (1 - (pooled * original[index]).sum(-1)).mean()
         loss = config.retain_weight * retain + config.dense_weight * dense
         optimizer.zero_grad(set_to_none=True)

@@ -8,27 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def interpolate_positions(pos: torch.Tensor, grid: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """A ViT positional embedding (1 + g0 * g0, width) resized to a patch grid `grid`: (1 + gh * gw, width)."""
-    cls_pos, patch_pos = pos[:1], pos[1:]
-    side = round(patch_pos.shape[0] ** 0.5)
-    if side * side != patch_pos.shape[0]:
-        raise ValueError(f"positional embedding of {patch_pos.shape[0]} patches is not a square grid")
-    if (side, side) == tuple(grid):
-        return pos
-    patch_pos = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, width, g0, g0)
-    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode=mode, align_corners=False).to(pos.dtype)
-    return torch.cat([cls_pos, patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], 0)
-
-
-def value_tokens(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MaskCLIP's view of a block on tokens (B, L, width): ln_1, value and output projections only (no q/k mixing,
-    no residual, no MLP)."""
-    attn = block.attn
-    width = x.shape[-1]
-    v = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
-    return attn.out_proj(v)
+from segment.clip_dense import interpolate_positions, value_tokens
 
 
 def block_with_drop_path(block: nn.Module, x: torch.Tensor, drop: nn.Module, batch_first: bool) -> torch.Tensor:
