@@ -74,7 +74,7 @@ def _caption_words(captions: list[str], words: list[str]) -> torch.Tensor:
     return torch.tensor([[w in t for w in words] for t in tokens], dtype=torch.float32)
 
 
-def soft_targets(captions: list[str]) -> torch.Tensor:
+def _soft_targets(captions: list[str]) -> torch.Tensor:
     """(B, B) targets: uniform over the items whose caption is the same string."""
     same = torch.tensor([[a == b for b in captions] for a in captions], dtype=torch.float32)
     return same / same.sum(1, keepdim=True)
@@ -142,7 +142,7 @@ def train_toy_clip(config: TrainConfig, out_path: Path, progress: bool = True) -
         logit_scale = model.logit_scale.exp()
         if step >= config.words_only * config.steps:
             logits = logit_scale * F.normalize(image_raw, dim=-1) @ F.normalize(text_raw, dim=-1).T  # (B, B)
-            targets = soft_targets(captions)
+            targets = _soft_targets(captions)
             loss = loss + 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
