@@ -8,9 +8,8 @@ from pipeline.report import Section, Tile, data_uri
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.quality import POOL_SEED
 from pipeline.toy.world import WorldSpec
-from segment.reco_ablation import ABLATION_CONTEXT_RATE, PAPER_STEPS, AblationResult, bank_name, measure_reco_ablation
+from segment.reco_ablation import CI_PROTOCOL, CI_SPEC, PAPER_STEPS, AblationResult, bank_name, measure_reco_ablation
 
-PROTOCOL = {"pool_size": 1500, "bench_size": 80, "k": 20}  # the CI test's protocol (tests/segment)
 SCALE = 2
 
 
@@ -41,8 +40,8 @@ def ablation_rows(result: AblationResult, things: list[str]) -> list[list[str]]:
 
 def ablation_section(loaded, shown: int = 8) -> Section:
     """ReCo's component ablation on a world with context, and one archive's seeds with and without LGC and CE."""
-    spec = WorldSpec(rare_rate=0.05, context_rate=ABLATION_CONTEXT_RATE)
-    result = measure_reco_ablation(loaded, spec, steps=PAPER_STEPS, **PROTOCOL)
+    spec, protocol = CI_SPEC, CI_PROTOCOL
+    result = measure_reco_ablation(loaded, spec, steps=PAPER_STEPS, **protocol)
     things = list(spec.common)
     gain = {t: result.seed_precision["both"][t] - result.seed_precision["none"][t] for t in things}
     concept = max(things, key=gain.get)
@@ -56,7 +55,7 @@ def ablation_section(loaded, shown: int = 8) -> Section:
         grids.append((f"seeds in the “{concept}” archive, {label} ({share:.0%} on the {concept})", tiles))
     text = (
         f"ReCo's component table on a toy world where each thing favours one background (as boats favour water): "
-        f"{PROTOCOL['pool_size']} pool scenes, top-{PROTOCOL['k']} archives, {PROTOCOL['bench_size']} held-out "
+        f"{protocol['pool_size']} pool scenes, top-{protocol['k']} archives, {protocol['bench_size']} held-out "
         "scenes. Each row adds one component, in the paper's order (none 5.7, +DenseCLIP 21.8, +LGC 23.1, +CE 26.0, "
         "+both 26.6, +CRF 27.2 mIoU on COCO-Stuff). Without LGC and CE the shared background wins the co-segmentation "
         f"seeds; below, the “{concept}” archive's seeds (outlined cell; green frame: on the {concept})."

@@ -52,6 +52,9 @@ TEXT = "text (MaskCLIP)"
 # The ablation's world: every scene's things come from its background's natives, so archives share a context (as
 # boats share water) that LGC and CE must keep out of the seeds. In a world without context there is nothing to remove.
 ABLATION_CONTEXT_RATE = 1.0
+# The small protocol the test and the demo run (about 30 s): its world and its sizes.
+CI_SPEC = WorldSpec(rare_rate=0.05, context_rate=ABLATION_CONTEXT_RATE)
+CI_PROTOCOL = {"pool_size": 1500, "bench_size": 80, "k": 20}
 
 
 @dataclass

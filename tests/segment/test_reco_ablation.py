@@ -15,17 +15,16 @@ import itertools
 import pytest
 
 from pipeline.toy.world import WorldSpec
-from segment.reco_ablation import ABLATION_CONTEXT_RATE, PAPER_STEPS, TEXT, measure_reco_ablation
+from segment.reco_ablation import CI_PROTOCOL, CI_SPEC, PAPER_STEPS, TEXT, measure_reco_ablation
 
-SPEC = WorldSpec(rare_rate=0.05, context_rate=ABLATION_CONTEXT_RATE)
-THINGS = list(SPEC.things)
+THINGS = list(CI_SPEC.things)
 # Least gain of each row over the row before it, a little under the measured gain.
 GAINS = {"+DenseCLIP": 0.025, "+LGC": 0.01, "+CE": 0.005, "+both": 0.0, "+CRF": 0.005}  # 0.043 .021 .009 .0004 .010
 
 
 @pytest.fixture(scope="module")
 def result(toy_model):
-    return measure_reco_ablation(toy_model, SPEC, pool_size=1500, bench_size=80, k=20, steps=PAPER_STEPS)
+    return measure_reco_ablation(toy_model, CI_SPEC, steps=PAPER_STEPS, **CI_PROTOCOL)
 
 
 def test_archives_are_precise(result) -> None:
