@@ -102,13 +102,13 @@ def shard_sizes(emb: Path) -> list[int]:
 
 def build_ours(work: Path, max_memory: str) -> None:
     """The measured child process: coarchive's build_index with its own executor."""
-    from pipeline.cli import _bytes
     from pipeline.executors import LocalExecutor
     from pipeline.index import build_index
+    from pipeline.io import parse_size
 
     queries = np.load(work / "tune_queries.npy")
     info = build_index(
-        work / "emb", work / "ours", queries, LocalExecutor(), max_memory=_bytes(max_memory), progress=False
+        work / "emb", work / "ours", queries, LocalExecutor(), max_memory=parse_size(max_memory), progress=False
     )
     print(json.dumps(info))
 
