@@ -10,6 +10,7 @@ from pipeline.nightly.config import NightlyConfig
 from pipeline.nightly.state import read_json, read_latest, run_dir, write_json
 
 MANIFEST = "manifest.json"
+INTERRUPTED = "interrupted: the attempt's process died before the stage finished (killed, or its worker lost)"
 
 
 def now() -> str:
@@ -52,16 +53,31 @@ def _update(root: Path | str, run: str, stage: str, fields: dict) -> dict:
 
 
 def begin_stage(root: Path | str, run: str, stage: str) -> int:
-    """Record a stage's start (one more attempt); return the attempt number, 1 for the first."""
+    """Record a stage's start (one more attempt); return the attempt number, 1 for the first.
+
+    The caller holds the root's lock, so a stage still 'running' is an attempt whose process died (SIGKILL, lost
+    worker): it goes into the stage's `errors` as interrupted.
+    """
     manifest = read_manifest(root, run) or {"stages": {}}
-    attempts = manifest["stages"].get(stage, {}).get("attempts", 0) + 1
-    _update(root, run, stage, {"status": "running", "attempts": attempts, "started_at": now(), "error": None})
+    entry = manifest["stages"].get(stage, {})
+    attempts = entry.get("attempts", 0) + 1
+    errors = list(entry.get("errors", []))
+    if entry.get("status") == "running":
+        errors.append(
+            {"attempt": attempts - 1, "error": INTERRUPTED, "started_at": entry.get("started_at"), "failed_at": None}
+        )
+    fields = {"status": "running", "attempts": attempts, "started_at": now(), "error": None, "errors": errors}
+    _update(root, run, stage, fields)
     return attempts
 
 
 def fail_stage(root: Path | str, run: str, stage: str, error: BaseException) -> None:
-    """Record why a stage's attempt failed."""
-    _update(root, run, stage, {"status": "failed", "error": f"{type(error).__name__}: {error}", "failed_at": now()})
+    """Record why a stage's attempt failed, as its `error` and appended to its `errors` (every failed attempt)."""
+    entry = (read_manifest(root, run) or {"stages": {}})["stages"].get(stage, {})
+    message, when = f"{type(error).__name__}: {error}", now()
+    failed = {"attempt": entry.get("attempts", 0), "error": message, "started_at": entry.get("started_at")}
+    errors = [*entry.get("errors", []), {**failed, "failed_at": when}]
+    _update(root, run, stage, {"status": "failed", "error": message, "failed_at": when, "errors": errors})
 
 
 def end_stage(root: Path | str, run: str, stage: str, record: dict) -> None:
