@@ -214,26 +214,47 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     embeddings = Path(args.root) / "embeddings" / model.ref.model_id
+    index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     concepts = _csv(Path(args.queries).read_text().replace("\n", ",")) if args.queries else DEFAULT_QUERY_CONCEPTS
+    before = _indexed_shards(index_dir) if args.incremental else None
     executor = make_executor(args.executor, args.scheduler, args.workers)
     try:
         info = build_index(
             embeddings,
-            Path(args.root) / "index" / model.ref.model_id / args.version,
+            index_dir,
             _text_queries(model, list(concepts)),
             executor,
             max_memory=parse_size(args.max_memory),
             target_recall=args.target_recall,
+            incremental=args.incremental,
             progress=not args.quiet,
         )
     finally:
         executor.close()
+    if args.incremental:
+        print(_incremental_summary(before, info, index_dir))
     print(
         f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}): "
         f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f} "
         f"on {info['queries']} text queries"
     )
     return 0
+
+
+def _indexed_shards(index_dir: Path) -> list[int] | None:
+    """The shards an existing index covers, or None when there is no index yet."""
+    path = index_dir / "index.json"
+    return json.loads(path.read_text()).get("shards", []) if path.is_file() else None
+
+
+def _incremental_summary(before: list[int] | None, info: dict, index_dir: Path) -> str:
+    """One line saying what `index --incremental` did: built a first index, added shards, or retrained."""
+    if before is None:
+        return f"incremental: no index at {index_dir} yet; trained a new one"
+    if info.get("retrained_because"):
+        return f"incremental: retrained the index because {info['retrained_because']}"
+    new = len(set(info["shards"]) - set(before))
+    return f"incremental: added {new} new shard{'' if new == 1 else 's'} to the trained index"
 
 
 def cmd_query(args: argparse.Namespace) -> int:

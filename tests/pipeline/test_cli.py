@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +53,32 @@ def test_bad_input_is_one_clear_line(words, message, tmp_path: Path, capsys: pyt
     code = main(["--quiet", *[w.replace("{tmp}", str(tmp_path)) for w in words]])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("coarchive: error:") and message in err and "\n" not in err
+
+
+def _pool(toy_world: Path, folder: Path, shards: tuple[str, ...]) -> Path:
+    """A pool holding a copy of some of the toy world's shards."""
+    folder.mkdir(exist_ok=True)
+    for stem in shards:
+        for suffix in (".tar", ".parquet"):
+            shutil.copy(toy_world / "pool" / f"{stem}{suffix}", folder / f"{stem}{suffix}")
+    return folder
+
+
+def test_index_incremental_adds_new_shards_to_the_trained_index(toy_world: Path, tmp_path: Path, capsys) -> None:
+    pool, root = _pool(toy_world, tmp_path / "pool", ("00000", "00001")), tmp_path / "root"
+    embed = ["--quiet", "embed", "--pool", str(pool), "--root", str(root), "--model", "toy"]
+    assert main(embed) == 0 and main(["--quiet", "index", "--root", str(root), "--model", "toy"]) == 0
+    index_dir = root / "index" / "toy" / "v1"
+    trained = (index_dir / "trained.index").read_bytes()
+    old_block = (index_dir / "blocks" / "00000.index").stat()
+    _pool(toy_world, pool, ("00002",))
+    assert main(embed) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "index", "--root", str(root), "--model", "toy", "--incremental"]) == 0
+    out = capsys.readouterr().out
+    info = json.loads((index_dir / "index.json").read_text())
+    assert info["count"] == 120 and info["shards"] == [0, 1, 2] and info["retrained_because"] is None
+    assert (index_dir / "trained.index").read_bytes() == trained  # 2 lists trained on 100 vectors, not 3 on 120
+    new_block = (index_dir / "blocks" / "00000.index").stat()
+    assert (new_block.st_ino, new_block.st_mtime_ns) == (old_block.st_ino, old_block.st_mtime_ns)
+    assert "incremental: added 1 new shard to the trained index" in out
