@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pipeline.manifest import package_versions
 from pipeline.nightly.config import NightlyConfig
-from pipeline.nightly.state import read_json, read_latest, run_dir, write_json
+from pipeline.nightly.partitions import baseline_for
+from pipeline.nightly.state import read_json, run_dir, write_json
 
 MANIFEST = "manifest.json"
 INTERRUPTED = "interrupted: the attempt's process died before the stage finished (killed, or its worker lost)"
@@ -29,11 +30,10 @@ def read_manifest(root: Path | str, run: str) -> dict | None:
 
 
 def start_run(config: NightlyConfig, run: str) -> dict:
-    """Create the run's manifest on its first start (the baseline is the run `latest` names then); return it."""
+    """Create the run's manifest on its first start (its baseline: partitions.baseline_for then); return it."""
     manifest = read_manifest(config.root, run)
     if manifest is None:
-        latest = read_latest(config.root)
-        baseline = latest["run"] if latest and latest.get("run") != run else None
+        baseline = baseline_for(config.root, run)
         manifest = {"run": run, "baseline": baseline, "started_at": now(), "status": "running", "stages": {}}
     manifest.update(config=config.to_dict(), versions=package_versions())
     write_json(manifest_path(config.root, run), manifest, sort_keys=False)

@@ -1,9 +1,20 @@
-"""Stage 7, publish: point runs/latest.json at this run (temporary file, then os.replace), unless nothing changed."""
+"""Stage 7, publish: point runs/latest.json at this run (temporary file, then os.replace), unless nothing changed or
+latest already names a newer dated run (a backfill never moves the pointer backwards)."""
 
 from __future__ import annotations
 
+from pipeline.nightly.partitions import newer_published
 from pipeline.nightly.run_manifest import manifest_path, now
-from pipeline.nightly.state import LATEST, QUIET_OUTCOMES, STAGES, fingerprint, relative, runs_dir, write_json
+from pipeline.nightly.state import (
+    LATEST,
+    QUIET_OUTCOMES,
+    STAGES,
+    fingerprint,
+    read_latest,
+    relative,
+    runs_dir,
+    write_json,
+)
 from pipeline.nightly.steps.base import RunContext, StageResult
 
 
@@ -19,9 +30,16 @@ def stage_fingerprint(ctx: RunContext) -> str:
 def run(ctx: RunContext) -> StageResult:
     """Write the pointer: run, index, archives, bank, evaluation and manifest paths relative to the root."""
     markers = _markers(ctx)
+    latest = (read_latest(ctx.root) or {}).get("run")
     if ctx.baseline is not None and all(m.get("outcome") in QUIET_OUTCOMES for m in markers.values()):
-        message = f"no new data since {ctx.baseline}; nothing to do (latest stays {ctx.baseline})"
-        return StageResult("nothing new", message, {"published": 0}, {"latest": ctx.baseline})
+        message = f"no new data since {ctx.baseline}; nothing to do (latest stays {latest or ctx.baseline})"
+        return StageResult("nothing new", message, {"published": 0}, {"latest": latest or ctx.baseline})
+    newer = newer_published(ctx.root, ctx.run)
+    if newer is not None:
+        message = (
+            f"runs/{LATEST} stays {newer}, newer than this run (a backfill); outputs kept in {ctx.run}'s partition"
+        )
+        return StageResult("not published", message, {"published": 0}, {"latest": newer})
     outputs = {s: m.get("outputs", {}) for s, m in markers.items()}
     pointer = {
         "run": ctx.run,
