@@ -6,13 +6,14 @@ import io
 import json
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs
@@ -39,7 +40,9 @@ class ShardContents:
 def read_shard(tar_url: str) -> ShardContents:
     """Read a shard's tar with webdataset's tar iterator; a truncated or corrupt tar keeps the samples before the fault.
 
-    The shard's parquet, when present, supplies url and caption for rows whose json is missing.
+    A key met again (a repeated member, or a whole sample repeated anywhere in the shard) keeps its first copy; each
+    later copy is counted once as "duplicate key" and reading goes on. The shard's parquet, when present, supplies
+    url and caption for rows whose json is missing.
     """
     contents = ShardContents()
     errors: list[Exception] = []
@@ -51,7 +54,7 @@ def read_shard(tar_url: str) -> ShardContents:
     try:
         with fsspec.open(tar_url, "rb") as stream:
             files = ({**f, "__url__": tar_url} for f in tar_file_iterator(stream, handler=stop))
-            for sample in group_by_keys(files, handler=stop):
+            for sample in group_by_keys(first_copies(files, contents.problems), handler=stop):
                 data = next((sample[s] for s in IMAGE_SUFFIXES if s in sample), None)
                 meta = _json(sample.get("json"))
                 if "txt" in sample and "caption" not in meta:
@@ -65,6 +68,34 @@ def read_shard(tar_url: str) -> ShardContents:
         contents.problems["truncated or corrupt tar"] += 1
     _fill_from_parquet(tar_url, contents)
     return contents
+
+
+def first_copies(files: Iterable[dict], problems: Counter) -> Iterator[dict]:
+    """Tar members (webdataset's dicts) without later copies of a key; counts each later copy as "duplicate key".
+
+    webdataset's group_by_keys raises on a member whose key and suffix its current sample already holds, which
+    would end the shard there. Here a copy starts again when its key returns after another key, or when a suffix
+    repeats within the key; every member of a later copy is dropped, so the first copy is the one kept.
+    """
+    seen: set[str] = set()
+    key, suffixes, dropping = None, set(), False
+    for member in files:
+        name, suffix = base_plus_ext(member.get("fname", ""))
+        if name is None:  # not a sample member: group_by_keys skips it
+            yield member
+            continue
+        suffix = suffix.lower()
+        if name != key:
+            key, suffixes, dropping = name, set(), name in seen
+            seen.add(name)
+            if dropping:
+                problems["duplicate key"] += 1
+        elif not dropping and suffix in suffixes:
+            dropping = True
+            problems["duplicate key"] += 1
+        if not dropping:
+            suffixes.add(suffix)
+            yield member
 
 
 def _json(raw: bytes | None) -> dict:

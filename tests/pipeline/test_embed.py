@@ -157,3 +157,44 @@ def test_cli_embed_writes_the_run_manifest(toy_world: Path, tmp_path: Path) -> N
     embed = manifest["stages"]["embed"]
     assert embed["counts"] == {"samples": 120, "embedded": 120} and embed["done"] == 3 and not embed["failures"]
     assert embed["config"]["model"] == "toy" and "torch" in manifest["versions"]
+
+
+def _embed_cli(pool: Path, root: Path) -> int:
+    from pipeline.cli import main
+
+    return main(["--quiet", "embed", "--pool", str(pool), "--root", str(root), "--model", "toy"])
+
+
+def _sized_jpeg(width: int, height: int, colour: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (colour, 90, 30)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_a_repeated_key_is_counted_and_the_rest_of_the_shard_kept(tmp_path: Path, capsys) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    members = [("000000000.jpg", _jpeg(10)), ("000000001.jpg", _sized_jpeg(64, 48, 20))]
+    members += [("000000001.txt", b"first copy"), ("000000001.jpg", _sized_jpeg(32, 80, 30))]  # the repeat
+    members += [("000000001.txt", b"second copy"), ("000000002.jpg", _jpeg(40)), ("000000003.jpg", _jpeg(50))]
+    members += [("000000000.jpg", _jpeg(60))]  # a key met again later in the shard: also a repeat
+    _write_tar(pool / "00000.tar", members)
+    assert _embed_cli(pool, tmp_path / "root") == 0
+    out = capsys.readouterr().out
+    assert "embedded 4 of 4 samples" in out and "skipped: duplicate key: 2" in out
+    folder = tmp_path / "root" / "embeddings" / "toy"
+    meta = pq.read_table(folder / "00000.parquet").to_pylist()
+    assert [m["key"] for m in meta] == ["000000000", "000000001", "000000002", "000000003"]
+    assert [split_id(m["id"])[1] for m in meta] == [0, 1, 2, 3]
+    assert (meta[1]["width"], meta[1]["height"], meta[1]["caption"]) == (64, 48, "first copy")  # the first copy
+    assert (meta[0]["width"], meta[0]["height"]) == (96, 96)
+    problems = json.loads((folder / "00000.problems.json").read_text())
+    assert problems.get("duplicate key") == 2 and "truncated or corrupt tar" not in problems
+
+
+def test_a_shard_without_repeats_reports_no_duplicates(tmp_path: Path) -> None:
+    from pipeline.shard_reader import read_shard
+
+    _write_tar(tmp_path / "00000.tar", [("a.jpg", _jpeg(1)), ("a.txt", b"x"), ("b.jpg", _jpeg(2))])
+    contents = read_shard(str(tmp_path / "00000.tar"))
+    assert [s.key for s in contents.samples] == ["a", "b"] and "duplicate key" not in contents.problems
