@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Annotated, Literal
 
@@ -17,6 +18,9 @@ from pipeline.serve.metrics import Metrics
 from pipeline.serve.overlay import legend, mask_image, overlay_image
 from pipeline.serve.uploads import UploadRefusedError, decode_upload
 
+SKIPPED_HEADER = "X-Coarchive-Skipped"  # JSON list of "path: reason" for listing entries left out as unreadable
+SKIPPED_SHOWN = 20
+log = logging.getLogger(__name__)
 Upload = Annotated[UploadFile, File(description="an image: PNG, JPEG, WebP, BMP or GIF")]
 
 
@@ -34,6 +38,18 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         if len(data) > config.max_upload_bytes:
             raise UploadRefusedError(413, f"the upload is over the limit of {config.max_upload_bytes} bytes")
         return data
+
+    def listed(lister, response: Response) -> list[dict]:
+        """A catalog listing; entries left out as unreadable are named in the X-Coarchive-Skipped header."""
+        skipped: list[str] = []
+        entries = lister(config.root, skipped)
+        if skipped:
+            shown = skipped[:SKIPPED_SHOWN]
+            if len(skipped) > SKIPPED_SHOWN:
+                shown.append(f"... and {len(skipped) - SKIPPED_SHOWN} more")
+            response.headers[SKIPPED_HEADER] = json.dumps(shown)
+            log.warning("%s: left out %d unreadable entries: %s", lister.__name__, len(skipped), "; ".join(skipped))
+        return entries
 
     def hits_json(hits: list[Hit], with_thumbnails: bool) -> list[dict]:
         out = []
@@ -81,12 +97,12 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         return {"query": file.filename, "k": k, "seconds": round(time.perf_counter() - start, 4), "hits": hits}
 
     @router.get("/concepts", summary="The concept registry and the archives of each concept")
-    def concepts() -> list[dict]:
-        return catalog.concepts(config.root)
+    def concepts(response: Response) -> list[dict]:
+        return listed(catalog.concepts, response)
 
     @router.get("/archives", summary="Archive runs and their concepts")
-    def archive_runs() -> list[dict]:
-        return catalog.archive_runs(config.root)
+    def archive_runs(response: Response) -> list[dict]:
+        return listed(catalog.archive_runs, response)
 
     @router.get("/archives/{model_id}/{run}/{concept}", summary="One concept's archive, a page of ranked items")
     def archive(
@@ -105,8 +121,8 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         return {"model_id": model_id, "run": run, "slug": concept, "query": query, "total": total, "items": rows}
 
     @router.get("/banks", summary="Segment banks")
-    def banks() -> list[dict]:
-        return catalog.banks(config.root)
+    def banks(response: Response) -> list[dict]:
+        return listed(catalog.banks, response)
 
     @router.get("/segmenters", summary="Registered segmenters and the folders they need")
     def segmenters() -> list[dict]:
@@ -159,8 +175,8 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         return Response(json.dumps(payload), media_type="application/json")
 
     @router.get("/runs", summary="Runs with a manifest")
-    def runs() -> list[dict]:
-        return catalog.runs(config.root)
+    def runs(response: Response) -> list[dict]:
+        return listed(catalog.runs, response)
 
     @router.get("/runs/{run}", summary="One run's manifest")
     def manifest(run: str) -> dict:

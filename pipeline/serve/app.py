@@ -15,6 +15,7 @@ from pipeline.serve.api import build_router
 from pipeline.serve.auth import bearer_guard
 from pipeline.serve.config import ServeConfig
 from pipeline.serve.engine import Engine
+from pipeline.serve.errors import DataError
 from pipeline.serve.images import Thumbnails
 from pipeline.serve.metrics import Metrics, RequestCounter
 from pipeline.serve.paths import PathRefusedError
@@ -91,6 +92,10 @@ def _add_error_handlers(app: FastAPI, root: str) -> None:
     @app.exception_handler(PathRefusedError)
     async def refused_path(_: Request, error: PathRefusedError) -> JSONResponse:
         return answer(400, error)
+
+    @app.exception_handler(DataError)
+    async def unreadable_data(_: Request, error: DataError) -> JSONResponse:
+        return answer(500, error)
 
     @app.exception_handler(FileNotFoundError)
     async def not_found(_: Request, error: FileNotFoundError) -> JSONResponse:

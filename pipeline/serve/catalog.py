@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from archives.archive import IMAGES, ITEMS, QUERY, read_archive
 from archives.registry import load_registry
-from pipeline.serve.paths import NAME, check_files, check_name, confined, inside
+from pipeline.serve.errors import DataError
+from pipeline.serve.paths import NAME, PathRefusedError, check_files, check_name, confined, inside
 
 REGISTRY = "concepts.yaml"
+UNREADABLE = (OSError, ValueError, pa.ArrowException)  # what reading one listed entry may raise (refusals included)
 
 
 def _folders(root: Path, path: Path) -> list[Path]:
@@ -21,8 +25,30 @@ def _folders(root: Path, path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if NAME.fullmatch(p.name) and p.is_dir() and inside(root, p))
 
 
-def _summary(folder: Path) -> dict:
-    query = json.loads((folder / QUERY).read_text())
+def read_json(root: Path, path: Path) -> dict:
+    """A JSON object from a file that resolves inside the root; PathRefusedError, OSError or ValueError otherwise."""
+    if not inside(root, path):
+        raise PathRefusedError(f"{path.name} leads outside the data root")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{path.name} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _skip(skipped: list[str] | None, root: Path, folder: Path, error: Exception) -> None:
+    """Note an entry left out of a listing: its path under the root and why (never the server's own path)."""
+    if skipped is None:
+        raise error
+    reason = str(error).replace(str(root), "<root>") or type(error).__name__
+    skipped.append(f"{folder.relative_to(root).as_posix()}: {reason}")
+
+
+def _summary(root: Path, folder: Path) -> dict:
+    query = read_json(root, folder / QUERY)
+    check_files(root, folder, ITEMS)
     return {
         "concept": query.get("concept", folder.name),
         "slug": folder.name,
@@ -34,24 +60,37 @@ def _summary(folder: Path) -> dict:
     }
 
 
-def archive_runs(root: Path) -> list[dict]:
-    """Every archive run (model id, run, its concepts' summaries), in folder order."""
+def archive_runs(root: Path, skipped: list[str] | None = None) -> list[dict]:
+    """Every archive run (model id, run, its concepts' summaries), in folder order; unreadable archives are left
+    out and noted in `skipped`."""
     runs = []
     for model_dir in _folders(root, root / "archives"):
         for run_dir in _folders(root, model_dir):
-            concepts = [_summary(f) for f in _folders(root, run_dir) if (f / ITEMS).is_file() and (f / QUERY).is_file()]
+            concepts = []
+            for folder in _folders(root, run_dir):
+                if (folder / ITEMS).is_file() and (folder / QUERY).is_file():
+                    try:
+                        concepts.append(_summary(root, folder))
+                    except UNREADABLE as error:
+                        _skip(skipped, root, folder, error)
             if concepts:
                 runs.append({"model_id": model_dir.name, "run": run_dir.name, "concepts": concepts})
     return runs
 
 
-def concepts(root: Path) -> list[dict]:
-    """The registry's concepts with the archives holding each (a concept only archived is listed too)."""
+def concepts(root: Path, skipped: list[str] | None = None) -> list[dict]:
+    """The registry's concepts with the archives holding each (a concept only archived is listed too); an
+    unreadable registry or archive is left out and noted in `skipped`."""
     out: dict[str, dict] = {}
     registry = root / REGISTRY
-    for concept in load_registry(registry) if inside(root, registry) else []:
-        out[concept.slug] = {**concept.to_dict(), "slug": concept.slug, "context": concept.context, "archives": []}
-    for run in archive_runs(root):
+    try:
+        if not inside(root, registry):
+            raise PathRefusedError(f"{REGISTRY} leads outside the data root")
+        for concept in load_registry(registry):
+            out[concept.slug] = {**concept.to_dict(), "slug": concept.slug, "context": concept.context, "archives": []}
+    except (*UNREADABLE, yaml.YAMLError) as error:
+        _skip(skipped, root, registry, error)
+    for run in archive_runs(root, skipped):
         for summary in run["concepts"]:
             entry = out.setdefault(
                 summary["slug"],
@@ -79,29 +118,42 @@ def archive_folder(root: Path, model_id: str, run: str, concept: str) -> Path:
 
 
 def archive_page(folder: Path, offset: int, limit: int) -> tuple[dict, list[dict], int]:
-    """An archive's query.json, its items ranked offset+1 .. offset+limit, and its item count."""
-    archive = read_archive(folder)
+    """An archive's query.json, its items ranked offset+1 .. offset+limit, and its item count; DataError if the
+    archive's files cannot be read."""
+    try:
+        archive = read_archive(folder)
+        if not isinstance(archive.query, dict):
+            raise ValueError(f"{QUERY} is not a JSON object")
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise DataError(f"archive {folder.name!r} could not be read: {_reason(error)}") from None
     rows = archive.items.slice(offset, limit).to_pylist()
     return archive.query, rows, archive.items.num_rows
 
 
-def banks(root: Path) -> list[dict]:
-    """Every segment bank (model id, run, concepts, encoder, method), in folder order."""
+def banks(root: Path, skipped: list[str] | None = None) -> list[dict]:
+    """Every segment bank (model id, run, concepts, encoder, method), in folder order; unreadable banks are left out
+    and noted in `skipped`."""
     out = []
     for model_dir in _folders(root, root / "banks"):
         for run_dir in _folders(root, model_dir):
             meta_path = run_dir / "bank.json"
-            if meta_path.is_file():
-                meta = json.loads(meta_path.read_text())
-                out.append(
-                    {
-                        "model_id": model_dir.name,
-                        "run": run_dir.name,
-                        "concepts": meta.get("concepts", []),
-                        "encoder": meta.get("encoder"),
-                        "method": meta.get("method"),
-                    }
-                )
+            if not meta_path.is_file():
+                continue
+            try:
+                meta = read_json(root, meta_path)
+                check_files(root, run_dir, "bank.safetensors")
+            except UNREADABLE as error:
+                _skip(skipped, root, run_dir, error)
+                continue
+            out.append(
+                {
+                    "model_id": model_dir.name,
+                    "run": run_dir.name,
+                    "concepts": meta.get("concepts", []),
+                    "encoder": meta.get("encoder"),
+                    "method": meta.get("method"),
+                }
+            )
     return out
 
 
@@ -113,20 +165,33 @@ def bank_folder(root: Path, model_id: str, run: str) -> Path:
     return check_files(root, folder, "bank.json", "bank.safetensors")
 
 
-def runs(root: Path) -> list[dict]:
-    """Runs with a manifest: name and the stages recorded."""
+def runs(root: Path, skipped: list[str] | None = None) -> list[dict]:
+    """Runs with a manifest: name and the stages recorded; unreadable manifests are left out and noted in
+    `skipped`."""
     out = []
     for run_dir in _folders(root, root / "runs"):
         path = run_dir / "manifest.json"
-        if path.is_file():
-            manifest = json.loads(path.read_text())
-            out.append({"run": run_dir.name, "stages": sorted(manifest.get("stages", {}))})
+        if not path.is_file():
+            continue
+        try:
+            manifest = read_json(root, path)
+        except UNREADABLE as error:
+            _skip(skipped, root, run_dir, error)
+            continue
+        out.append({"run": run_dir.name, "stages": sorted(manifest.get("stages", {}))})
     return out
 
 
 def manifest(root: Path, run: str) -> dict:
-    """runs/{run}/manifest.json, confined to the root."""
+    """runs/{run}/manifest.json, confined to the root; DataError if it cannot be read."""
     path = confined(root, "runs", check_name(run, "run"), "manifest.json")
     if not path.is_file():
         raise FileNotFoundError(f"no manifest for run {run!r}")
-    return json.loads(path.read_text())
+    try:
+        return read_json(root, path)
+    except (OSError, ValueError) as error:
+        raise DataError(f"the manifest of run {run!r} could not be read: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__

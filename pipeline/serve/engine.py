@@ -6,6 +6,7 @@ import inspect
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from pipeline.models import load_model
 from pipeline.query import Hit, search
 from pipeline.serve import catalog
 from pipeline.serve.config import ServeConfig
-from pipeline.serve.paths import confined_relative
+from pipeline.serve.paths import check_tree, confined_relative
 from segment.segmenter import Segmentation, Segmenter, available_segmenters, check_concepts, segmenter_factory
 
 SOURCES = ("bank", "checkpoint")  # segmenter parameters the service fills from folders under the data root
@@ -105,7 +106,7 @@ class Engine:
         if key.bank is not None:
             folders.append(catalog.bank_folder(self.root, self.model_id, key.bank))
         if key.checkpoint is not None:
-            folders.append(confined_relative(self.root, key.checkpoint, "checkpoint"))
+            folders.append(self._checkpoint_folder(key.checkpoint))
         return tuple(
             (path.name, stat.st_ino, stat.st_size, stat.st_mtime_ns)
             for folder in folders
@@ -114,15 +115,20 @@ class Engine:
             if path.is_file() and (stat := path.stat())
         )
 
+    def _checkpoint_folder(self, checkpoint: str) -> Path:
+        """The checkpoint folder under the root, with no file in it leading out of the root."""
+        folder = confined_relative(self.root, checkpoint, "checkpoint")
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no checkpoint folder {checkpoint!r} in the data root")
+        return check_tree(self.root, folder)
+
     def _build(self, key: SegmenterKey) -> Segmenter:
         accepted, required = _parameters(key.name)
         kwargs: dict = {}
         if key.bank is not None:
             kwargs["bank"] = catalog.bank_folder(self.root, self.model_id, key.bank)
         if key.checkpoint is not None:
-            kwargs["checkpoint"] = confined_relative(self.root, key.checkpoint, "checkpoint")
-            if not kwargs["checkpoint"].is_dir():
-                raise FileNotFoundError(f"no checkpoint folder {key.checkpoint!r} in the data root")
+            kwargs["checkpoint"] = self._checkpoint_folder(key.checkpoint)
         if "clip" in accepted:
             kwargs["clip"] = self.clip
         if "device" in accepted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -47,4 +48,14 @@ def check_files(root: Path, folder: Path, *files: str) -> Path:
     for name in files:
         if (folder / name).exists() and not inside(root, folder / name):
             raise PathRefusedError(f"{name} of {folder.name!r} leads outside the data root")
+    return folder
+
+
+def check_tree(root: Path, folder: Path) -> Path:
+    """`folder` if every file and folder under it resolves inside the root (no symlink out); else PathRefusedError."""
+    for parent, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            if not inside(root, Path(parent) / name):
+                relative = (Path(parent) / name).relative_to(folder).as_posix()
+                raise PathRefusedError(f"{relative} of {folder.name!r} leads outside the data root")
     return folder

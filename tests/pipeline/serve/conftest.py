@@ -78,3 +78,14 @@ def live_server(serve_root: Path, engine) -> Iterator[str]:
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def reco_plus_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained ReCo+ checkpoint folder (LR-ASPP, three toy classes) outside every data root."""
+    from segment.reco_plus import TrainConfig, build_model, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("reco_plus_outside") / "ckpt"
+    config = TrainConfig(arch="lraspp_mobilenet_v3_large")
+    save_checkpoint(folder, build_model(config.arch, 3), config, ["grass", "sky", "star"], {"step": 0})
+    return folder
