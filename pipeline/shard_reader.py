@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import fsspec
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
+from PIL import Image, ImageOps
 from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
-IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")  # by preference
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs
 
 
@@ -127,7 +127,11 @@ def _fill_from_parquet(tar_url: str, contents: ShardContents) -> None:
 
 
 def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
-    """Decode image bytes to (H, W, 3) uint8 RGB, or return (None, reason) for empty, corrupt or huge images."""
+    """Decode image bytes to (H, W, 3) uint8 RGB, or return (None, reason) for empty, corrupt or huge images.
+
+    The format is read from the bytes, not the member's name; an animated image gives its first frame, and an EXIF
+    orientation is applied, so the pixels are upright as a viewer shows them.
+    """
     if not data:
         return None, "empty image"
     try:
@@ -136,7 +140,8 @@ def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     return None, "image too large"
-                return np.asarray(image.convert("RGB")), None
+                upright = ImageOps.exif_transpose(image)  # a copy when there is nothing to turn: the same pixels
+                return np.asarray(upright.convert("RGB")), None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "image too large"
     except Exception:

@@ -198,3 +198,27 @@ def test_a_shard_without_repeats_reports_no_duplicates(tmp_path: Path) -> None:
     _write_tar(tmp_path / "00000.tar", [("a.jpg", _jpeg(1)), ("a.txt", b"x"), ("b.jpg", _jpeg(2))])
     contents = read_shard(str(tmp_path / "00000.tar"))
     assert [s.key for s in contents.samples] == ["a", "b"] and "duplicate key" not in contents.problems
+
+
+def test_gif_first_frame_and_exif_orientation_are_decoded(tmp_path: Path, capsys) -> None:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ((250, 30, 30), (30, 30, 250))]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    first = io.BytesIO()
+    Image.open(io.BytesIO(gif.getvalue())).convert("RGB").save(first, format="PNG")  # the GIF's first frame
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored 64 x 32 pixels are shown rotated a quarter turn, 32 wide
+    rotated = io.BytesIO()
+    Image.new("RGB", (64, 32), (20, 160, 60)).save(rotated, format="JPEG", exif=exif)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    members = [("000000000.gif", gif.getvalue()), ("000000001.png", first.getvalue())]
+    members += [("000000002.jpg", rotated.getvalue()), ("000000003.jpg", gif.getvalue())]  # GIF bytes named .jpg
+    _write_tar(pool / "00000.tar", members)
+    assert _embed_cli(pool, tmp_path / "root") == 0
+    assert "embedded 4 of 4 samples" in capsys.readouterr().out
+    folder = tmp_path / "root" / "embeddings" / "toy"
+    meta = pq.read_table(folder / "00000.parquet").to_pylist()
+    assert [(m["width"], m["height"]) for m in meta] == [(40, 30), (40, 30), (32, 64), (40, 30)]
+    vectors = np.load(folder / "00000.npy").astype(np.float32)
+    assert float(vectors[0] @ vectors[1]) > 0.999 and float(vectors[0] @ vectors[3]) > 0.999
