@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from pipeline.registry import Registry
+
 
 class Executor(Protocol):
     """Runs `fn` on every item and yields (item, result or the exception it raised), in completion order."""
@@ -62,10 +64,17 @@ class DaskExecutor:
             self.cluster.close()
 
 
+EXECUTORS: Registry[Executor] = Registry("executor")
+EXECUTORS.add("local", LocalExecutor)
+EXECUTORS.add("dask", DaskExecutor)
+
+
 def make_executor(kind: str = "local", scheduler: str | None = None, workers: int = 2) -> Executor:
-    """An executor by name: 'local', or 'dask' (a LocalCluster, or `scheduler` such as tcp://host:8786)."""
-    if kind == "local" and not scheduler:
-        return LocalExecutor()
-    if kind in ("dask", "local"):
+    """An executor by name: 'local', or 'dask' (a LocalCluster, or `scheduler` such as tcp://host:8786).
+
+    A scheduler address always means Dask, whatever `kind` says.
+    """
+    factory = EXECUTORS.get(kind)
+    if scheduler or factory is DaskExecutor:
         return DaskExecutor(scheduler=scheduler, workers=workers)
-    raise ValueError(f"unknown executor {kind!r}; choose 'local' or 'dask'")
+    return factory()

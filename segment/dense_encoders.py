@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from pipeline.registry import Registry
 
 
 @runtime_checkable
@@ -173,17 +175,35 @@ class TimmDenseEncoder:
         return torch.cat(out)  # (N, h, w, d)
 
 
+def _clip_encoder(path: str) -> Callable[..., DenseEncoder]:
+    """Factory of the CLIP dense encoder reading `path` of the model given as `clip`."""
+
+    def build(clip: Any = None, checkpoint: str | Path | None = None, **kwargs: Any) -> DenseEncoder:
+        if clip is None:
+            raise ValueError(f"encoder {'clip' if path == 'value' else 'clip-' + path!r} needs a loaded CLIP model")
+        if checkpoint is not None:
+            raise ValueError("--encoder-checkpoint applies to timm encoders; the CLIP comes from --model")
+        return ClipDenseEncoder(clip, path=path, **kwargs)
+
+    return build
+
+
+def _timm_encoder(
+    model_name: str, clip: Any = None, checkpoint: str | Path | None = None, **kwargs: Any
+) -> DenseEncoder:
+    """A timm ViT's last-block tokens (`clip` is not used)."""
+    return TimmDenseEncoder(model_name, checkpoint=checkpoint, **kwargs)
+
+
+DENSE_ENCODERS: Registry[DenseEncoder] = Registry("dense encoder")
+DENSE_ENCODERS.add("clip", _clip_encoder("value"))  # MaskCLIP's value path
+DENSE_ENCODERS.add("clip-tokens", _clip_encoder("tokens"))
+DENSE_ENCODERS.add("clip-penultimate", _clip_encoder("penultimate"))
+DENSE_ENCODERS.add("timm", _timm_encoder, argument="MODEL_NAME")
+
+
 def create_dense_encoder(
     spec: str, clip: Any = None, checkpoint: str | Path | None = None, **kwargs: Any
 ) -> DenseEncoder:
     """A dense encoder from a spec: 'clip' (MaskCLIP value path), 'clip-tokens', 'clip-penultimate', 'timm:MODEL'."""
-    if spec == "clip" or (spec.startswith("clip-") and spec[5:] in CLIP_PATHS):
-        if clip is None:
-            raise ValueError(f"encoder {spec!r} needs a loaded CLIP model")
-        if checkpoint is not None:
-            raise ValueError("--encoder-checkpoint applies to timm encoders; the CLIP comes from --model")
-        return ClipDenseEncoder(clip, path="value" if spec == "clip" else spec[5:], **kwargs)
-    if spec.startswith("timm:") and spec[5:]:
-        return TimmDenseEncoder(spec[5:], checkpoint=checkpoint, **kwargs)
-    choices = ", ".join(["clip", *(f"clip-{p}" for p in CLIP_PATHS[1:]), "timm:MODEL_NAME"])
-    raise ValueError(f"unknown dense encoder {spec!r}; use one of {choices}")
+    return DENSE_ENCODERS.create(spec, clip=clip, checkpoint=checkpoint, **kwargs)

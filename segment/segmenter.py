@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.registry import Registry
+
 
 @dataclass
 class Segmentation:
@@ -73,47 +75,28 @@ class Segmenter(ABC):
         return self.predict_batch([image], concepts)[0]
 
 
-_REGISTRY: dict[str, Callable[..., Segmenter]] = {}
+SEGMENTERS: Registry[Segmenter] = Registry("segmenter")
+SEGMENTERS.add("reco", "segment.reco:ReCoSegmenter")  # built-ins are imported on first use
+SEGMENTERS.add("reco-plus", "segment.reco_plus:ReCoPlusSegmenter")
+SEGMENTERS.add("zegclip", "segment.zegclip.segmenter:ZegCLIPSegmenter")
+SEGMENTERS.add("car", "segment.car.segmenter:CaRSegmenter")
 
 
 def register_segmenter(name: str) -> Callable[[Callable[..., Segmenter]], Callable[..., Segmenter]]:
     """Class or factory decorator: make a segmenter available to `create_segmenter(name, ...)`."""
-
-    def add(factory: Callable[..., Segmenter]) -> Callable[..., Segmenter]:
-        if name in _REGISTRY:
-            raise ValueError(f"segmenter {name!r} is registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
+    return SEGMENTERS.register(name)
 
 
 def available_segmenters() -> list[str]:
-    """Names of the registered segmenters."""
-    _import_builtin()
-    return sorted(_REGISTRY)
+    """Names of the registered segmenters (nothing is imported to list them)."""
+    return sorted(SEGMENTERS.names())
 
 
 def segmenter_factory(name: str) -> Callable[..., Segmenter]:
     """The class or factory registered as `name` (e.g. to read which options it takes)."""
-    _import_builtin()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown segmenter {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}")
-    return _REGISTRY[name]
+    return SEGMENTERS.get(name)
 
 
 def create_segmenter(name: str, **kwargs) -> Segmenter:
-    """A segmenter by registry name ('reco', later 'zegclip' and 'car'), built with `kwargs`."""
-    return segmenter_factory(name)(**kwargs)
-
-
-def _import_builtin() -> None:
-    """Import the built-in segmenters so that they register themselves."""
-    import importlib
-
-    for module in ("segment.reco", "segment.reco_plus", "segment.zegclip.segmenter", "segment.car.segmenter"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
+    """A segmenter by registry name ('reco', 'reco-plus', 'zegclip', 'car' or one registered), built with `kwargs`."""
+    return SEGMENTERS.create(name, **kwargs)
