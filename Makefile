@@ -25,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/deptry .   # every imported package declared, none declared in vain
 
 # The docs site (mkdocs-material): strict, so a broken link or a missing page fails the build.
 docs: $(STAMP)
