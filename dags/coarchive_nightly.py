@@ -1,9 +1,12 @@
 """Airflow 3 DAG `coarchive_nightly`: the stages of `coarchive run` as separate tasks with retries, one run partition
 per logical date. Schedule and wiring only: each task is one call into pipeline.nightly, imported when it runs.
 
-Settings, read when a task runs: the DAG params `root`, `config`, `scheduler`, falling back to the Airflow Variables
-coarchive_root, coarchive_config, coarchive_scheduler. Set COARCHIVE_GPU_QUEUE (parse time) to send embed, banks
-and evaluate to the workers of that queue; COARCHIVE_DAG_RETRY_DELAY_S sets the retry delay (default 300 s).
+Read when a task runs: the DAG params `root`, `config`, `scheduler` (only runs triggered with --conf have them),
+falling back to the Airflow Variables coarchive_root, coarchive_config, coarchive_scheduler. A scheduled run has no
+conf, so set the Variable coarchive_config before unpausing; without a config the first task fails at once, not
+retried. Read when the file is parsed, so set them in the DAG processor's environment: COARCHIVE_GPU_QUEUE (embed,
+banks and evaluate go to the workers of that queue) and COARCHIVE_DAG_RETRY_DELAY_S (retry delay, default 300 s).
+The DAG starts paused. Guide: docs/deploy-airflow.md.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def _stage_task(stage: str):
     schedule="@daily",
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
+    is_paused_upon_creation=True,  # whatever [core] dags_are_paused_at_creation says: set the Variable, then unpause
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": RETRY_DELAY, "retry_exponential_backoff": True},
     params={

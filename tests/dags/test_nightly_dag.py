@@ -18,7 +18,7 @@ import yaml
 from tests.pipeline.nightly.world import make_root
 
 REPO = Path(__file__).resolve().parents[2]
-D1, D2 = "2026-11-21", "2026-11-22"
+D0, D1, D2 = "2026-11-20", "2026-11-21", "2026-11-22"
 HEAVY = ("torch", "faiss", "open_clip", "pipeline.nightly.run", "pipeline.embed", "segment.bank")
 
 
@@ -51,6 +51,8 @@ def test_dag_folder_imports_without_errors_or_heavy_modules(tmp_path: Path) -> N
         "    'retries': sorted({t.retries for t in dag.tasks}) if dag else None,\n"
         "    'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} if dag else None,\n"
         "    'params': sorted(dag.params) if dag else None, 'max_active_runs': dag.max_active_runs if dag else None,\n"
+        "    'paused': dag.is_paused_upon_creation if dag else None,\n"
+        "    'retry_delay': sorted({t.retry_delay.total_seconds() for t in dag.tasks}) if dag else None,\n"
         f"    'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
     )
     env = _airflow_env(tmp_path / "airflow")
@@ -63,6 +65,8 @@ def test_dag_folder_imports_without_errors_or_heavy_modules(tmp_path: Path) -> N
     assert result["upstream"] == {s: stages[i - 1 : i] for i, s in enumerate(stages)}
     assert result["retries"] == [2] and result["max_active_runs"] == 1
     assert result["params"] == ["config", "root", "scheduler"]
+    assert result["paused"] is True  # unpausing is a deliberate step, after the Variable is set
+    assert result["retry_delay"] == [1.0]  # COARCHIVE_DAG_RETRY_DELAY_S, read when the file is parsed
 
 
 def _url_list(root: Path, shard: Path, count: int) -> None:
@@ -88,10 +92,18 @@ def test_dag_runs_end_to_end_retries_one_task_and_noops_without_new_data(tmp_pat
     config.write_text(yaml.safe_dump(settings))
 
     env = _airflow_env(tmp_path / "airflow")
-    cmd = [sys.executable, str(REPO / "tests" / "dags" / "dag_child.py"), str(root), str(config), D1, D2]
+    cmd = [sys.executable, str(REPO / "tests" / "dags" / "dag_child.py"), str(root), str(config), D0, D1, D2]
     proc = subprocess.run([*cmd, "archives:raise:1"], env=env, capture_output=True, text=True, timeout=600)
     result = _result(proc)
     assert result["import_errors"] == {} and result["dags"] == ["coarchive_nightly"]
+
+    # no conf and no Variable (an unpaused DAG's scheduled run before the Variable is set): the first task fails at
+    # once, not retried, saying where a scheduled run finds its config; nothing is written to the data root
+    unconfigured = result["unconfigured"]
+    assert unconfigured["state"] == "failed"
+    assert unconfigured["tasks"]["ingest"] == {"state": "failed", "try_number": 1}
+    assert "Airflow Variable 'coarchive_config'" in proc.stdout + proc.stderr
+    assert not (root / "runs" / D0).exists()
 
     # first logical date: success, the failed task retried once, every other task ran once
     first = result["first"]
@@ -103,6 +115,9 @@ def test_dag_runs_end_to_end_retries_one_task_and_noops_without_new_data(tmp_pat
     assert manifest["status"] == "done" and manifest["failures"] == {}
     assert {s: e["attempts"] for s, e in stages.items()} == tries
     assert stages["archives"]["started_at"] > stages["index"]["finished_at"]
+    (error,) = stages["archives"]["errors"]  # attempt 1's error outlives the successful retry
+    assert error["attempt"] == 1 and error["error"].startswith("InjectedFaultError: injected failure in stage archives")
+    assert stages["archives"]["error"] is None and stages["index"]["errors"] == []
     assert stages["ingest"]["counts"] == {"lists": 1, "shards": 1, "images": 40, "failed": 0}
     assert stages["embed"]["counts"]["shards"] == 2 and stages["index"]["counts"]["vectors"] == 140
     assert sorted(p.name for p in (root / "pool").glob("*.tar")) == ["00000.tar", "00001.tar"]
@@ -110,10 +125,11 @@ def test_dag_runs_end_to_end_retries_one_task_and_noops_without_new_data(tmp_pat
     latest = json.loads((root / "runs" / "latest.json").read_text())
     assert latest["run"] == D1 and latest["bank"] == f"banks/toy/{D1}" and latest["miou"] > 0.1
 
-    # second logical date, no new data: every task succeeds at once and changes nothing
+    # second logical date, no conf (as a scheduled run): its config from the Variable; no new data, so every task
+    # succeeds at once and changes nothing
     second = result["second"]
     assert second["state"] == "success" and {t["try_number"] for t in second["tasks"].values()} == {1}
     noop = json.loads((root / "runs" / D2 / "manifest.json").read_text())
-    assert noop["status"] == "noop" and noop["baseline"] == D1
+    assert noop["status"] == "noop" and noop["baseline"] == D1 and noop["config"]["source"] == str(config.resolve())
     assert json.loads((root / "runs" / "latest.json").read_text()) == latest
     assert not (root / "archives" / "toy" / D2).exists()
