@@ -79,7 +79,7 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
     ) -> dict:
         k = check_k(k)
         start = time.perf_counter()
-        with metrics.query_seconds.labels("text").time():
+        with metrics.timed(metrics.query_seconds, metrics.query_failures, "text"):
             hits = hits_json(engine.text_query([text], k)[0], thumbnails)
         return {"query": text, "k": k, "seconds": round(time.perf_counter() - start, 4), "hits": hits}
 
@@ -91,7 +91,7 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
     ) -> dict:
         k = check_k(k)
         start = time.perf_counter()
-        with metrics.query_seconds.labels("image").time():
+        with metrics.timed(metrics.query_seconds, metrics.query_failures, "image"):
             image = decode_upload(read_upload(file), config.max_upload_bytes, config.max_pixels)
             hits = hits_json(engine.image_query(image, k), thumbnails)
         return {"query": file.filename, "k": k, "seconds": round(time.perf_counter() - start, 4), "hits": hits}
@@ -153,7 +153,7 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         key = SegmenterKey(segmenter, bank or None, checkpoint or None, crf, saliency)
         wanted = [c.strip() for c in (concepts or "").split(",") if c.strip()]
         start = time.perf_counter()
-        with metrics.segment_seconds.labels(segmenter).time():
+        with metrics.timed(metrics.segment_seconds, metrics.segment_failures, segmenter):
             image = decode_upload(read_upload(file), config.max_upload_bytes, config.max_pixels)
             image = scale_down(image, config.segment_side)
             result = engine.segment(key, image, wanted)
@@ -161,16 +161,18 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
             keys = legend(result.concepts, labels)
             if format == "png":
                 body = png_bytes(overlay_image(image, labels, count))
-                return Response(body, media_type="image/png", headers={"X-Coarchive-Legend": json.dumps(keys)})
-            payload = {
-                "segmenter": segmenter,
-                "bank": bank,
-                "width": int(image.shape[1]),
-                "height": int(image.shape[0]),
-                "legend": keys,
-                "mask": png_uri(mask_image(labels, count)),
-                "overlay": png_uri(overlay_image(image, labels, count)),
-            }
+            else:
+                payload = {
+                    "segmenter": segmenter,
+                    "bank": bank,
+                    "width": int(image.shape[1]),
+                    "height": int(image.shape[0]),
+                    "legend": keys,
+                    "mask": png_uri(mask_image(labels, count)),
+                    "overlay": png_uri(overlay_image(image, labels, count)),
+                }
+        if format == "png":
+            return Response(body, media_type="image/png", headers={"X-Coarchive-Legend": json.dumps(keys)})
         payload["seconds"] = round(time.perf_counter() - start, 4)
         return Response(json.dumps(payload), media_type="application/json")
 

@@ -19,6 +19,7 @@ from pipeline.serve.errors import DataError
 from pipeline.serve.images import Thumbnails
 from pipeline.serve.metrics import Metrics, RequestCounter
 from pipeline.serve.paths import PathRefusedError
+from pipeline.serve.server import HeaderLimit
 from pipeline.serve.uploads import MULTIPART_OVERHEAD, BodyLimit, UploadRefusedError
 
 STATIC = Path(__file__).parent / "static"
@@ -74,8 +75,10 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(RequestCounter, metrics=metrics)
+    # the last added runs first: every answer, refusals by the limits included, passes the request counter
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(HeaderLimit)
+    app.add_middleware(RequestCounter, metrics=metrics, routes=app.routes)
     return app
 
 
@@ -104,6 +107,12 @@ def _add_error_handlers(app: FastAPI, root: str) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(_: Request, error: ValueError) -> JSONResponse:
         return answer(400, error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:  # logged by uvicorn with its traceback
+        return JSONResponse(
+            {"detail": f"internal error ({type(error).__name__}); the server log has the details"}, status_code=500
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -36,11 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pipeline.serve.app import create_app
+    from pipeline.serve.server import server_options
 
     app = create_app(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"coarchive serve: {config.root} at http://{shown}:{args.port}/ (API docs /docs, metrics /metrics)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    options = server_options()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log, **options)
     return 0
 
 

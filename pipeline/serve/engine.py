@@ -17,6 +17,7 @@ from pipeline.models import load_model
 from pipeline.query import Hit, search
 from pipeline.serve import catalog
 from pipeline.serve.config import ServeConfig
+from pipeline.serve.errors import DataError
 from pipeline.serve.paths import check_tree, confined_relative
 from segment.segmenter import Segmentation, Segmenter, available_segmenters, check_concepts, segmenter_factory
 
@@ -143,7 +144,14 @@ class Engine:
         missing = sorted(required - set(kwargs))
         if missing:
             raise ValueError(f"segmenter {key.name!r} needs {', '.join(missing)}")
-        return segmenter_factory(key.name)(**kwargs)
+        try:
+            return segmenter_factory(key.name)(**kwargs)
+        except Exception as error:  # any failure to load files the root holds: corrupt, truncated, incompatible
+            source = " and ".join(f"{n} {getattr(key, n)!r}" for n in SOURCES if getattr(key, n) is not None)
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DataError(
+                f"segmenter {key.name!r} could not be loaded from {source or 'its defaults'}: {reason}"
+            ) from error
 
     def segment(self, key: SegmenterKey, image: np.ndarray, concepts: list[str] | None) -> Segmentation:
         """Segment one (H, W, 3) uint8 image into `concepts` (default: the segmenter's own, else its bank's)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.routing import Match
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -28,6 +33,18 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.query_failures = Counter(
+            "coarchive_query_failures",
+            "Index queries that failed, by kind and answered status (not in coarchive_query_seconds)",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.segment_failures = Counter(
+            "coarchive_segment_failures",
+            "Segmentations that failed, by segmenter and answered status (not in coarchive_segment_seconds)",
+            ["segmenter", "status"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "coarchive_http_requests",
             "HTTP requests by route template, method and status",
@@ -35,17 +52,50 @@ class Metrics:
             registry=self.registry,
         )
 
+    @contextmanager
+    def timed(self, seconds: Histogram, failures: Counter, label: str) -> Iterator[None]:
+        """Time the block into `seconds` if it succeeds; count it in `failures` by status if it raises."""
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception as error:
+            failures.labels(label, str(status_of(error))).inc()
+            raise
+        seconds.labels(label).observe(time.perf_counter() - start)
+
     def render(self) -> bytes:
         """The exposition text of every metric."""
         return generate_latest(self.registry)
 
 
-class RequestCounter:
-    """ASGI middleware: count each HTTP request by route template, method and status; mark answers nosniff."""
+def status_of(error: Exception) -> int:
+    """The HTTP status the app answers `error` with (its error handlers' mapping)."""
+    from fastapi import HTTPException
 
-    def __init__(self, app, metrics: Metrics) -> None:
+    from pipeline.serve.paths import PathRefusedError
+    from pipeline.serve.uploads import UploadRefusedError
+
+    if isinstance(error, UploadRefusedError):
+        return error.status
+    if isinstance(error, HTTPException):
+        return error.status_code
+    if isinstance(error, PathRefusedError):
+        return 400
+    if isinstance(error, FileNotFoundError):
+        return 404
+    if isinstance(error, ValueError):
+        return 400
+    return 500
+
+
+class RequestCounter:
+    """ASGI middleware (outermost): count each HTTP request by route template, method and status, those refused by
+    other middleware included; mark answers nosniff."""
+
+    def __init__(self, app, metrics: Metrics, routes: Sequence = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope, receive, send) -> None:
         """Pass the request on, noting the status of its answer."""
@@ -64,6 +114,11 @@ class RequestCounter:
         try:
             await self.app(scope, receive, noted)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            template = route or ("/static" if scope.get("path", "").startswith("/static/") else "other")
-            self.metrics.requests.labels(template, scope.get("method", ""), str(status["code"])).inc()
+            self.metrics.requests.labels(self._template(scope), scope.get("method", ""), str(status["code"])).inc()
+
+    def _template(self, scope) -> str:
+        """The route template of the request: from routing, or matched here for requests refused before it."""
+        route = getattr(scope.get("route"), "path", None)
+        if route is None:
+            route = next((r.path for r in self.routes if r.matches(scope)[0] != Match.NONE), "other")
+        return "/static" if route.startswith("/static") else route

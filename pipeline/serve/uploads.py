@@ -64,10 +64,10 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             if not length.isdigit():
-                await _answer(send, 400, f"bad Content-Length {length.decode(errors='replace')!r}")
+                await send_error(send, 400, f"bad Content-Length {length.decode(errors='replace')!r}")
                 return
             if int(length) > self.limit:
-                await _answer(send, 413, f"the request body is {int(length)} bytes; the limit is {self.limit}")
+                await send_error(send, 413, f"the request body is {int(length)} bytes; the limit is {self.limit}")
                 return
         seen = 0
 
@@ -85,7 +85,8 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-async def _answer(send, status: int, message: str) -> None:
+async def send_error(send, status: int, message: str) -> None:
+    """Answer an ASGI request with `status` and {"detail": message} as JSON, from middleware."""
     body = json.dumps({"detail": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})

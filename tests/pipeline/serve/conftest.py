@@ -63,10 +63,11 @@ def live_server(serve_root: Path, engine) -> Iterator[str]:
 
     from pipeline.serve.app import create_app
     from pipeline.serve.config import ServeConfig
+    from pipeline.serve.server import server_options
 
     app = create_app(ServeConfig(serve_root, token="browser-test-token"), engine)
     sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **server_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
