@@ -64,6 +64,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     from archives.prompts import default_template_set
     from archives.registry import load_registry, select
     from archives.retrieve import build_archives, run_dir
+    from pipeline.model_choice import model_of_index
     from pipeline.models import load_model
 
     if not args.root:
@@ -74,7 +75,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     if not registry.is_file():
         raise FileNotFoundError(f"concept registry not found: {registry}; add concepts with 'coarchive concepts add'")
     concepts = select(load_registry(registry), _csv(args.concepts) if args.concepts else None)
-    loaded = load_model(args.model, device=args.device)
+    loaded = load_model(model_of_index(args.model, args.root, args.version, "archive"), device=args.device)
     template_set = args.templates or default_template_set(loaded.ref)
     run = args.run or dt.date.today().isoformat()
     results = build_archives(
@@ -104,11 +105,12 @@ def cmd_archive_diff(args: argparse.Namespace) -> int:
     """Compare two archive runs: items added, removed and kept per concept, mean rank change, strength."""
     from archives.diff import diff_runs, diff_table
     from archives.retrieve import run_dir
+    from pipeline.model_choice import model_of_archives
     from pipeline.models import ModelRef
 
     if not args.root:
         raise ValueError("give --root DIR (the data root holding archives/)")
-    model_id = ModelRef.parse(args.model).model_id
+    model_id = ModelRef.parse(model_of_archives(args.model, args.root, args.run_a, "archive diff")).model_id
     diff = diff_runs(run_dir(args.root, model_id, args.run_a), run_dir(args.root, model_id, args.run_b))
     print(json.dumps(diff, indent=2) if args.json else diff_table(diff))
     return 0
@@ -147,7 +149,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description=cmd_archive.__doc__ + " 'coarchive archive diff RUN_A RUN_B' compares two runs.",
     )
     _add_registry_options(archive)
-    archive.add_argument("--model", default="toy", help="the model the index was built with")
+    archive.add_argument(
+        "--model", default=None, help="the index's model (default: $COARCHIVE_MODEL, else the only one in ROOT/index/)"
+    )
     archive.add_argument("--concepts", default=None, help="comma-separated subset (default: the whole registry)")
     archive.add_argument("--run", default=None, help="run partition (default: today's date)")
     archive.add_argument("--version", default="v1", help="index version folder")
@@ -167,6 +171,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     diff.add_argument("run_a", help="the earlier run, e.g. 2026-11-21")
     diff.add_argument("run_b", help="the later run")
     diff.add_argument("--root", default=argparse.SUPPRESS, help="data root holding archives/")
-    diff.add_argument("--model", default=argparse.SUPPRESS, help="the archives' model (default: toy)")
+    diff.add_argument(
+        "--model", default=argparse.SUPPRESS, help="the archives' model (default: the only one in ROOT/archives/)"
+    )
     diff.add_argument("--json", action="store_true", help="print JSON instead of a table")
     diff.set_defaults(func=cmd_archive_diff)

@@ -139,13 +139,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from pipeline.embed import EmbedStage
     from pipeline.executors import make_executor
     from pipeline.manifest import record_stage
+    from pipeline.model_choice import model_for_embed
     from pipeline.models import ModelRef
     from pipeline.stage import run_stage
 
     stage = EmbedStage(
         args.pool,
         args.root,
-        ModelRef.parse(args.model),
+        ModelRef.parse(model_for_embed(args.model)),
         batch_size=args.batch_size,
         decode_threads=args.decode_threads,
         device=args.device,
@@ -210,9 +211,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from pipeline.executors import make_executor
     from pipeline.index import build_index
     from pipeline.io import parse_size
+    from pipeline.model_choice import model_of_embeddings
     from pipeline.models import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = load_model(model_of_embeddings(args.model, args.root, "index"), device=args.device)
     embeddings = Path(args.root) / "embeddings" / model.ref.model_id
     index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     concepts = _csv(Path(args.queries).read_text().replace("\n", ",")) if args.queries else DEFAULT_QUERY_CONCEPTS
@@ -261,12 +263,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Search the index with text and/or image queries, all in one batched search; print a table or JSON."""
     import numpy as np
 
+    from pipeline.model_choice import model_of_index
     from pipeline.models import load_model
     from pipeline.query import image_queries, search, write_results_html
 
     if not args.text and not args.image:
         raise ValueError("give at least one text query or --image")
-    model = load_model(args.model, device=args.device)
+    model = load_model(model_of_index(args.model, args.root, args.version, "query"), device=args.device)
     index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     if not (index_dir / "index.json").is_file():
         raise FileNotFoundError(f"no index at {index_dir}; run 'coarchive index' first")
@@ -374,7 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="embed pool shards with a CLIP", description=cmd_embed.__doc__)
     embed.add_argument("--pool", required=True, help="img2dataset output folder (local path or fsspec URL)")
     embed.add_argument("--root", required=True, help="data root (local path or fsspec URL)")
-    embed.add_argument("--model", default="toy", help="'toy', or an open_clip 'ARCH:TAG' / 'ARCH:/path/ckpt'")
+    embed.add_argument(
+        "--model",
+        default=None,
+        help="open_clip 'ARCH:TAG' / 'ARCH:/path/ckpt', or 'toy' (default: $COARCHIVE_MODEL; one of the two is needed)",
+    )
     embed.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     embed.add_argument("--decode-threads", type=int, default=2, help="threads decoding and preprocessing images")
     embed.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
@@ -387,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="build the FAISS index", description=cmd_index.__doc__)
     index.add_argument("--root", required=True, help="data root holding embeddings/MODEL_ID/")
-    index.add_argument("--model", default="toy", help="the model whose embeddings to index (and queries to embed)")
+    index.add_argument(
+        "--model",
+        default=None,
+        help="the model whose embeddings to index (default: $COARCHIVE_MODEL, else the only one in ROOT/embeddings/)",
+    )
     index.add_argument("--version", default="v1", help="index version folder")
     index.add_argument("--max-memory", default="2G", help="memory budget of the served index, e.g. 512M, 4G")
     index.add_argument("--target-recall", type=float, default=0.95, help="recall@10 that nprobe is tuned to")
@@ -409,7 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--html", default=None, help="also write the results as an HTML grid of thumbnails")
     query.add_argument("--pool", default=None, help="pool folder for thumbnails (default: ROOT/pool)")
     query.add_argument("--root", required=True, help="data root")
-    query.add_argument("--model", default="toy", help="the model the index was built with")
+    query.add_argument(
+        "--model", default=None, help="the index's model (default: $COARCHIVE_MODEL, else the only one in ROOT/index/)"
+    )
     query.add_argument("--version", default="v1", help="index version folder")
     query.add_argument("-k", "--k", type=int, default=10, help="results per query")
     query.add_argument("--json", action="store_true", help="print JSON instead of a table")

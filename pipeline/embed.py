@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.io import write_atomically
+from pipeline.model_choice import MODEL_RECORD, model_record
 from pipeline.models import LoadedModel, ModelRef, load_model
 from pipeline.shard_reader import decode_image, read_shard
 from pipeline.stage import Stage
@@ -81,7 +82,7 @@ class EmbedStage(Stage):
         return f"{self.root.rstrip('/')}/embeddings/{self.model.model_id}"
 
     def plan(self) -> list[EmbedTask]:
-        """One task per .tar shard in the pool, numbered by its file name."""
+        """One task per .tar shard in the pool, numbered by its file name; records the model in model.json."""
         fs, path = fsspec.core.url_to_fs(self.pool)
         if not fs.isdir(path):
             raise FileNotFoundError(f"pool folder not found: {self.pool}")
@@ -94,7 +95,15 @@ class EmbedStage(Stage):
             if not stem.isdigit():
                 raise ValueError(f"shard name {tar!r} is not img2dataset's zero-padded number")
             tasks.append(EmbedTask(int(stem), fs.unstrip_protocol(tar)))
+        self._record_model()
         return tasks
+
+    def _record_model(self) -> None:
+        """Write model.json (the reference behind the folder's model id), once, in the process that plans."""
+        record = json.dumps(model_record(self.model), indent=2, sort_keys=True).encode()
+        fs, path = fsspec.core.url_to_fs(f"{self.out_dir}/{MODEL_RECORD}")
+        if not fs.exists(path) or fs.cat_file(path) != record:
+            write_atomically(f"{self.out_dir}/{MODEL_RECORD}", lambda f: f.write(record))
 
     def task_id(self, task: EmbedTask) -> str:
         """The shard's file stem."""

@@ -16,11 +16,12 @@ def _csv(text: str) -> list[str]:
 
 def cmd_cosegment(args: argparse.Namespace) -> int:
     """Co-segment every concept archive of a run into a segment bank (ReCo: LGC and context elimination)."""
+    from pipeline.model_choice import model_of_archives
     from pipeline.models import load_model
     from segment.bank_from_archives import bank_from_run
 
     start = time.perf_counter()
-    loaded = load_model(args.model, device=args.device)
+    loaded = load_model(model_of_archives(args.model, args.root, args.run, "cosegment"), device=args.device)
     bank, images = bank_from_run(
         loaded,
         Path(args.root) / "archives" / loaded.ref.model_id / args.run,
@@ -199,7 +200,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "cosegment", help="co-segment archives into a segment bank", description=cmd_cosegment.__doc__
     )
     co.add_argument("--root", required=True, help="data root holding archives/MODEL_ID/RUN/")
-    co.add_argument("--model", default="toy", help="the CLIP the archives were retrieved with (text, LGC, 'clip')")
+    co.add_argument(
+        "--model",
+        default=None,
+        help="the CLIP the archives were retrieved with (default: $COARCHIVE_MODEL, else the run's only one)",
+    )
     co.add_argument("--run", required=True, help="archive run partition to read")
     co.add_argument(
         "--encoder",

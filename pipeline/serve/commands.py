@@ -12,6 +12,9 @@ TOKEN_ENV = "COARCHIVE_TOKEN"
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the JSON API, OpenAPI docs (/docs), Prometheus metrics (/metrics) and the web page over a data root."""
+    from dataclasses import replace
+
+    from pipeline.model_choice import model_of_index
     from pipeline.serve.config import ServeConfig
 
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
@@ -24,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError(f"bad port {args.port}")
     config = ServeConfig(
         root=args.root,
-        model=args.model,
+        model=args.model or "",
         version=args.version,
         pool=args.pool,
         token=token,
@@ -32,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=args.max_upload_bytes,
         max_pixels=args.max_pixels,
     ).checked()
+    config = replace(config, model=model_of_index(args.model, config.root, config.version, "serve"))
 
     import uvicorn
 
@@ -62,7 +66,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--no-token-ok", action="store_true", help="allow a non-loopback --host without a token (not advised)"
     )
-    serve.add_argument("--model", default="toy", help="the model the index and banks were built with")
+    serve.add_argument(
+        "--model", default=None, help="the index's model (default: $COARCHIVE_MODEL, else the only one in ROOT/index/)"
+    )
     serve.add_argument("--version", default="v1", help="index version folder")
     serve.add_argument("--pool", default=None, help="pool folder for thumbnails (default: ROOT/pool)")
     serve.add_argument("--device", default="cpu", help="torch device for queries and segmentation")

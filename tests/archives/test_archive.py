@@ -32,7 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = WorldSpec(rare_rate=0.05)
     generate_toy_world(out, spec, seed=5, pool_size=600, shard_size=200, bench_size=2, workers=1, progress=False)
     root = out / "root"
-    assert main(["--quiet", "embed", "--pool", str(out / "pool"), "--root", str(root)]) == 0
+    assert main(["--quiet", "embed", "--pool", str(out / "pool"), "--root", str(root), "--model", "toy"]) == 0
     assert main(["--quiet", "index", "--root", str(root)]) == 0
     concepts = [Concept(n) for n in (*COMMON, "heart", "crescent")]
     concepts += [Concept(n, context=True) for n in STUFF] + [Concept("dog"), Concept("car", ("automobile",))]

@@ -82,3 +82,45 @@ def test_index_incremental_adds_new_shards_to_the_trained_index(toy_world: Path,
     new_block = (index_dir / "blocks" / "00000.index").stat()
     assert (new_block.st_ino, new_block.st_mtime_ns) == (old_block.st_ino, old_block.st_mtime_ns)
     assert "incremental: added 1 new shard to the trained index" in out
+
+
+def test_embed_without_a_model_is_an_error_naming_both_ways(toy_world: Path, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.delenv("COARCHIVE_MODEL", raising=False)
+    code = main(["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("coarchive: error:") and "\n" not in err
+    assert "--model" in err and "COARCHIVE_MODEL" in err and not (tmp_path / "embeddings").exists()
+
+
+def test_later_stages_take_the_model_from_the_env_or_the_root(toy_world: Path, tmp_path: Path, capsys, monkeypatch):
+    pool, root = _pool(toy_world, tmp_path / "pool", ("00002",)), tmp_path / "root"
+    monkeypatch.setenv("COARCHIVE_MODEL", "toy")
+    assert main(["--quiet", "embed", "--pool", str(pool), "--root", str(root)]) == 0
+    assert "coarchive embed: model toy (from COARCHIVE_MODEL)" in capsys.readouterr().err
+    monkeypatch.delenv("COARCHIVE_MODEL")
+    assert main(["--quiet", "index", "--root", str(root)]) == 0
+    assert f"coarchive index: model toy (found in {root / 'embeddings'})" in capsys.readouterr().err
+    assert main(["--quiet", "query", "circle", "--root", str(root), "-k", "3"]) == 0
+    captured = capsys.readouterr()
+    assert f"coarchive query: model toy (found in {root / 'index'})" in captured.err and "circle" in captured.out
+    other = root / "embeddings" / "ViT-B-32__openai"
+    other.mkdir()
+    shutil.copy(root / "embeddings" / "toy" / "00002.parquet", other / "00002.parquet")
+    assert main(["--quiet", "index", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "several models" in err and "ViT-B-32__openai, toy" in err and "\n" not in err
+    assert main(["--quiet", "index", "--root", str(root), "--model", "toy"]) == 0  # --model wins
+
+
+def test_a_checkpoint_model_is_found_again_from_the_root(toy_world: Path, toy_model, tmp_path: Path, capsys) -> None:
+    import torch
+
+    checkpoint = tmp_path / "weights" / "copy.pt"
+    checkpoint.parent.mkdir()
+    torch.save(toy_model.model.state_dict(), checkpoint)
+    ref = f"coarchive-toy-vit:{checkpoint}"
+    pool, root = _pool(toy_world, tmp_path / "pool", ("00002",)), tmp_path / "root"
+    assert main(["--quiet", "embed", "--pool", str(pool), "--root", str(root), "--model", ref]) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "index", "--root", str(root)]) == 0
+    assert f"coarchive index: model {ref} (found in" in capsys.readouterr().err

@@ -133,6 +133,8 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path: Path) -> None:
         str(world / "pool"),
         "--batch-size",
         "16",
+        "--model",
+        "toy",
     ]
     subprocess.run([*command, "--root", str(tmp_path / "clean")], check=True, capture_output=True)
     victim = subprocess.Popen([*command, "--root", str(tmp_path / "killed")], stderr=subprocess.DEVNULL)
@@ -152,7 +154,8 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path: Path) -> None:
 def test_cli_embed_writes_the_run_manifest(toy_world: Path, tmp_path: Path) -> None:
     from pipeline.cli import main
 
-    assert main(["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(tmp_path), "--run", "r1"]) == 0
+    argv = ["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(tmp_path), "--run", "r1"]
+    assert main([*argv, "--model", "toy"]) == 0
     manifest = json.loads((tmp_path / "runs" / "r1" / "manifest.json").read_text())
     embed = manifest["stages"]["embed"]
     assert embed["counts"] == {"samples": 120, "embedded": 120} and embed["done"] == 3 and not embed["failures"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,28 @@ def test_real_architecture_random_init_loads() -> None:
 def test_bad_model_refs_fail_clearly(ref: str) -> None:
     with pytest.raises((ValueError, FileNotFoundError)):
         load_model(ref, device="cpu")
+
+
+def test_model_ids_read_back_only_when_the_reference_is_certain(tmp_path: Path) -> None:
+    from pipeline.model_choice import MODEL_RECORD, model_record, reference_of
+
+    assert reference_of(tmp_path, "toy") == ModelRef("toy")
+    assert reference_of(tmp_path, "ViT-B-16__openai") == ModelRef("ViT-B-16", "openai")
+    assert reference_of(tmp_path, "ViT-B-32__random") == ModelRef("ViT-B-32")
+    checkpoint = ModelRef("coarchive-toy-vit", str(tmp_path / "w" / "copy.pt"))
+    assert reference_of(tmp_path, checkpoint.model_id) is None  # a checkpoint's id is a digest: no record, no guess
+    folder = tmp_path / "embeddings" / checkpoint.model_id
+    folder.mkdir(parents=True)
+    (folder / MODEL_RECORD).write_text(json.dumps(model_record(checkpoint)))
+    assert reference_of(tmp_path, checkpoint.model_id) == checkpoint
+
+
+def test_the_env_variable_comes_after_the_option(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.model_choice import resolve_model
+
+    monkeypatch.setenv("COARCHIVE_MODEL", "ViT-B-32:openai")
+    assert resolve_model("toy", tmp_path).ref == ModelRef("toy")
+    assert resolve_model(None, tmp_path).ref == ModelRef("ViT-B-32", "openai")
+    monkeypatch.delenv("COARCHIVE_MODEL")
+    with pytest.raises(ValueError, match="none found"):
+        resolve_model(None, tmp_path, "embeddings", "*.parquet")

@@ -13,8 +13,8 @@ from pipeline.cli import main
 @pytest.fixture(scope="module")
 def indexed_root(toy_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("root")
-    assert main(["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(root)]) == 0
-    assert main(["--quiet", "index", "--root", str(root)]) == 0
+    assert main(["--quiet", "embed", "--pool", str(toy_world / "pool"), "--root", str(root), "--model", "toy"]) == 0
+    assert main(["--quiet", "index", "--root", str(root)]) == 0  # the model is found in ROOT/embeddings/
     return root
 
 
