@@ -449,8 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run the subcommand, turn bad input into a one-line error and exit 2."""
+    from pipeline.local_paths import check_local_options
+
     args = build_parser().parse_args(argv)
     try:
+        check_local_options(args)  # a URL where a command takes a local path: one line, before anything is written
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
         print(f"coarchive: error: {error}", file=sys.stderr)

@@ -124,3 +124,37 @@ def test_a_checkpoint_model_is_found_again_from_the_root(toy_world: Path, toy_mo
     capsys.readouterr()
     assert main(["--quiet", "index", "--root", str(root)]) == 0
     assert f"coarchive index: model {ref} (found in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["concepts", "add", "sky"],
+        ["concepts", "list"],
+        ["index"],
+        ["query", "circle"],
+        ["archive"],
+        ["archive", "diff", "a", "b"],
+        ["cosegment", "--run", "r1"],
+        ["serve"],
+        ["run", "--config", "nightly.yaml"],
+        ["ingest", "--urls", "urls.txt", "--pool", "s3://bucket/pool"],
+    ],
+)
+def test_a_url_where_a_command_takes_a_local_path_is_one_line(words, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = words if "--pool" in words else [*words, "--root", "file:///x"]
+    code = main(["--quiet", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "is a URL" in err, err
+    assert f"coarchive {words[0]}" in err and "takes a local path only (URL roots: embed)" in err
+    assert list(tmp_path.iterdir()) == []  # no folder named after the scheme
+
+
+def test_embed_takes_a_url_root(toy_world: Path, tmp_path: Path) -> None:
+    pool = _pool(toy_world, tmp_path / "pool", ("00002",))
+    assert (
+        main(["--quiet", "embed", "--pool", f"file://{pool}", "--root", f"file://{tmp_path}/r", "--model", "toy"]) == 0
+    )
+    assert (tmp_path / "r" / "embeddings" / "toy" / "00002.parquet").is_file()
+    assert not (tmp_path / "file:").exists()
