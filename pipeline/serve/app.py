@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
 from pipeline.serve.api import build_router
@@ -18,6 +19,7 @@ from pipeline.serve.engine import Engine
 from pipeline.serve.errors import DataError
 from pipeline.serve.images import Thumbnails
 from pipeline.serve.metrics import Metrics, RequestCounter
+from pipeline.serve.origin import SameOriginWrites
 from pipeline.serve.paths import PathRefusedError
 from pipeline.serve.server import HeaderLimit
 from pipeline.serve.uploads import MULTIPART_OVERHEAD, BodyLimit, UploadRefusedError
@@ -78,6 +80,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     # the last added runs first: every answer, refusals by the limits included, passes the request counter
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(HeaderLimit)
+    app.add_middleware(SameOriginWrites)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))  # against DNS rebinding
     app.add_middleware(RequestCounter, metrics=metrics, routes=app.routes)
     return app
 

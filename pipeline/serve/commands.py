@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from pipeline.serve.origin import LOOPBACK_HOSTS
 from pipeline.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 TOKEN_ENV = "COARCHIVE_TOKEN"
@@ -26,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"bad port {args.port}")
     config = ServeConfig(
+        allowed_hosts=allowed_hosts(args.host, args.allowed_hosts),
         root=args.root,
         model=args.model or "",
         version=args.version,
@@ -50,6 +52,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def allowed_hosts(host: str, given: str | None) -> tuple[str, ...]:
+    """The Host names to answer: those `given` (comma-separated), else the loopback names and the bound address;
+    any name for a wildcard bind (0.0.0.0, ::), which needs a token or --no-token-ok."""
+    if given:
+        return tuple(name.strip() for name in given.split(",") if name.strip())
+    if host in ("0.0.0.0", "::", ""):
+        return ("*",)
+    name = f"[{host}]" if ":" in host else host
+    return LOOPBACK_HOSTS if name in LOOPBACK_HOSTS else (*LOOPBACK_HOSTS, name)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register `coarchive serve` on the `coarchive` parser."""
     serve = commands.add_parser(
@@ -60,6 +73,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--root", required=True, help="data root (index/, archives/, banks/, runs/, pool/)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--allowed-hosts",
+        default=None,
+        help="comma-separated Host names to answer, e.g. 'lab.example,*.lab.example' (default: the loopback names "
+        "and --host; any for 0.0.0.0); other names get 400, against DNS rebinding",
+    )
     serve.add_argument(
         "--token", default=None, help=f"require 'Authorization: Bearer TOKEN' on the API (or set {TOKEN_ENV})"
     )

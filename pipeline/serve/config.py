@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.serve.origin import LOOPBACK_HOSTS
 from pipeline.serve.paths import check_name
 from pipeline.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
@@ -23,6 +24,7 @@ class ServeConfig:
     max_pixels: int = MAX_PIXELS
     max_k: int = 200
     segment_side: int = 1024  # longer uploads are scaled down to this side before segmenting
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header names answered ('*.lab.example', '*' for any)
 
     def checked(self) -> ServeConfig:
         """This config with the root resolved; FileNotFoundError or ValueError for a bad setting."""
@@ -35,6 +37,9 @@ class ServeConfig:
         for name in ("max_upload_bytes", "max_pixels", "max_k", "segment_side"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for host in self.allowed_hosts:
+            if not host or "*" in host[1:] or (host.startswith("*") and host != "*" and not host.startswith("*.")):
+                raise ValueError(f"bad allowed host {host!r}: give a name, an address, '*.domain' or '*'")
         pool = Path(self.pool).expanduser().resolve() if self.pool else root.resolve() / "pool"
         return ServeConfig(
             root.resolve(),
@@ -47,4 +52,5 @@ class ServeConfig:
             self.max_pixels,
             self.max_k,
             self.segment_side,
+            tuple(self.allowed_hosts),
         )

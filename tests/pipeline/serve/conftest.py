@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+BASE_URL = "http://127.0.0.1:8000"  # TestClient's default Host 'testserver' is not one the service answers to
+
 
 @pytest.fixture(scope="session")
 def serve_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -37,7 +39,7 @@ def make_client(serve_root: Path, engine):
     from pipeline.serve.config import ServeConfig
 
     def make(**changes) -> TestClient:
-        return TestClient(create_app(ServeConfig(serve_root, **changes), engine))
+        return TestClient(create_app(ServeConfig(serve_root, **changes), engine), base_url=BASE_URL)
 
     return make
 

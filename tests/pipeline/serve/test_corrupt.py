@@ -61,8 +61,10 @@ def test_an_unexpected_error_is_one_json_line(serve_root, engine, monkeypatch):
 
     from pipeline.serve.app import create_app
     from pipeline.serve.config import ServeConfig
+    from tests.pipeline.serve.conftest import BASE_URL
 
-    client = TestClient(create_app(ServeConfig(serve_root), engine), raise_server_exceptions=False)
+    app = create_app(ServeConfig(serve_root), engine)
+    client = TestClient(app, base_url=BASE_URL, raise_server_exceptions=False)
     monkeypatch.setattr(engine, "index_info", lambda: 1 / 0)
     answer = client.get("/api/info")
     assert answer.status_code == 500 and answer.headers["content-type"] == "application/json"
