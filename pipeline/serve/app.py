@@ -6,11 +6,10 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from swagger_ui_bundle import swagger_ui_path
 
 from pipeline.serve.api import build_router
 from pipeline.serve.auth import bearer_guard
@@ -41,12 +40,13 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
         raise ValueError("the engine given serves another root, model, index version or device")
     metrics = Metrics()
     guard = Depends(bearer_guard(config.token))
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs: Swagger UI 5 (OpenAPI 3.1) served from the fastapi-offline package, no CDN
         title="coarchive",
         summary="Search concepts, browse their archives and segment images over one data root.",
         version="1",
-        docs_url=None,  # served below from the swagger-ui-bundle package, not from a CDN
+        docs_url="/docs",
         redoc_url=None,
+        static_url="/static/swagger",
     )
     app.state.config, app.state.engine, app.state.metrics = config, engine, metrics
     app.include_router(build_router(config, engine, metrics, Thumbnails(config.pool)), dependencies=[guard])
@@ -64,17 +64,6 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
-            title="coarchive API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
-        )
-
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     # the last added runs first: every answer, refusals by the limits included, passes the request counter

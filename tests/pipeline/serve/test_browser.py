@@ -130,3 +130,20 @@ def test_upload_errors_are_shown(page, tmp_path):
     page.click("#seg-go")
     page.wait_for_selector("#error:not([hidden])")
     assert "not an image" in page.text_content("#error")
+
+
+def test_api_docs_render_the_operations(browser, live_server):
+    """Swagger UI renders the OpenAPI 3.1 schema FastAPI writes: operations shown, no 'Unable to render' error."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((live_server, "data:")) else None)
+    page.goto(f"{live_server}/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/segment']", state="visible", timeout=20_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map(n => n.dataset.path)")
+    assert {"/api/query", "/api/query/image", "/api/archives/{model_id}/{run}/{concept}", "/api/segment"} <= set(paths)
+    text = page.inner_text("body")
+    assert "Unable to render" not in text and "errors" not in page.inner_text(".information-container").lower()
+    assert page.locator(".errors-wrapper").count() == 0
+    assert outside == []  # nothing fetched from elsewhere
+    context.close()
