@@ -103,7 +103,7 @@ def test_cosegment_options_and_timm_encoder(archive_root: Path, tmp_path: Path, 
     assert "no archive for heart" in capsys.readouterr().err
     assert main([*args, "--encoder", "timm:vit_tiny_patch16_224", "--encoder-checkpoint", "/nope.pth"]) == 2
     assert "not found: /nope.pth" in capsys.readouterr().err
-    assert main(["cosegment", "--root", str(tmp_path), "--run", "r1"]) == 2
+    assert main(["cosegment", "--root", str(tmp_path), "--run", "r1", "--model", "toy"]) == 2
     assert "archive run folder not found" in capsys.readouterr().err
 
 
