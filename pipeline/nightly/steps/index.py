@@ -1,12 +1,16 @@
 """Stage 3, index: add the new embedding shards to the index with build_index(incremental=True).
 
-The index folder is shared by all runs, so the run keeps a copy of index.json as it was before the stage started
-(runs/{run}/index.before.json). A resumed attempt puts it back when an interrupted build had removed it, so the
-trained index and the finished blocks are reused exactly as an uninterrupted build would reuse them.
+The index folder is shared by all runs, so the run keeps the index as it was before the stage started: a copy of
+index.json (runs/{run}/index.before.json) and a hard link to trained.index (runs/{run}/index.before.trained.index).
+A resumed attempt puts them back when an interrupted build had removed or replaced them: the trained index and
+the finished blocks are reused exactly as an uninterrupted build would reuse them, and an interrupted retrain
+starts again from the old index, so it finds the same drift, records the same reason and trains the same index.
 """
 
 from __future__ import annotations
 
+import filecmp
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +18,8 @@ from pipeline.nightly.state import fingerprint, read_json, relative, write_json
 from pipeline.nightly.steps.base import RunContext, StageResult
 
 BEFORE = "index.before.json"
+BEFORE_TRAINED = "index.before.trained.index"
+TRAINED = "trained.index"
 
 
 def index_dir(ctx: RunContext) -> Path:
@@ -43,21 +49,45 @@ def canary_queries(ctx: RunContext):
     return concept_embeddings(loaded, concepts, ctx.config.archives.templates or default_template_set(loaded.ref))
 
 
-def _restore(ctx: RunContext, folder: Path) -> bool:
-    """Save index.json before the first attempt; put it back if an interrupted attempt removed it.
+def _keep(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target` (a copy where links are not possible), atomically."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        tmp.write_bytes(source.read_bytes())
+    tmp.replace(target)
 
-    Return False when the interrupted attempt was a retrain (trained.index gone): the rerun must train afresh.
+
+def _same(a: Path, b: Path) -> bool:
+    return a.is_file() and b.is_file() and (os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False))
+
+
+def _restore(ctx: RunContext, folder: Path) -> bool:
+    """Save index.json and trained.index before the first attempt; put them back if an interrupted attempt removed
+    or replaced them (a retrain under way: its trained index and blocks are dropped).
+
+    Return False when the interrupted attempt was a retrain and no trained index was kept: the rerun trains afresh.
     """
-    before = ctx.run_dir / BEFORE
-    current = folder / "index.json"
+    before, kept = ctx.run_dir / BEFORE, ctx.run_dir / BEFORE_TRAINED
+    current, trained = folder / "index.json", folder / TRAINED
     if not before.is_file():
-        write_json(before, read_json(current) or {"absent": True})
+        info = read_json(current)
+        if info and trained.is_file():
+            _keep(trained, kept)
+        write_json(before, info or {"absent": True})  # written last: it says the kept state is complete
         return True
     saved = read_json(before)
     if current.is_file() or saved.get("absent"):
         return True
-    if not (folder / "trained.index").is_file():
-        return False
+    if not kept.is_file():  # a partition begun before trained indexes were kept: the old rule
+        if not trained.is_file():
+            return False
+    elif not _same(trained, kept):  # the retrain had begun: its trained index (if any) and blocks go
+        for block in (folder / "blocks").glob("*.index"):
+            block.unlink()
+        _keep(kept, trained)
     tmp = folder / ".index.json.restore"
     tmp.write_text(before.read_text())
     tmp.replace(current)
@@ -96,6 +126,7 @@ def run(ctx: RunContext) -> StageResult:
         if not incremental:
             info["retrained_because"] = "resumed a retrain that was interrupted"
             write_json(folder / "index.json", info)
+    (ctx.run_dir / BEFORE_TRAINED).unlink(missing_ok=True)  # only a resumed attempt needs it
     outputs = {"dir": relative(ctx.root, folder)}
     added = [s for s in shards if s not in set((before or {}).get("shards", []))]
     if not added:
