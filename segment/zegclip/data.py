@@ -82,10 +82,20 @@ def clip_mean_std(visual: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def to_pixels(images: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> normalised (B, 3, H, W) float32."""
-    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div_(255)
-    return (x - mean) / std
+def pixel_mean_std(mean: Sequence[float], std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A normalisation given as three means and stds of pixels in [0, 1] -> (3, 1, 1) float64 tensors;
+    ValueError unless three of each, stds positive."""
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"pixel normalisation needs 3 means and 3 positive stds, got {list(mean)}, {list(std)}")
+    return torch.tensor(mean, dtype=torch.float64).view(3, 1, 1), torch.tensor(std, dtype=torch.float64).view(3, 1, 1)
+
+
+def to_pixels(
+    images: np.ndarray | torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> normalised (B, 3, H, W) in `dtype` (float32 unless asked)."""
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).to(dtype).div_(255)
+    return (x - mean.to(dtype)) / std.to(dtype)
 
 
 def photometric_distortion(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -19,7 +19,7 @@ from segment.segmenter import (
     register_segmenter,
     size_batches,
 )
-from segment.zegclip.data import clip_mean_std, to_pixels
+from segment.zegclip.data import clip_mean_std, pixel_mean_std, to_pixels
 from segment.zegclip.model import ZegCLIP
 from segment.zegclip.vocabulary import TEMPLATES, Vocabulary
 
@@ -53,6 +53,7 @@ class ZegCLIPSegmenter(Segmenter):
         device: str | torch.device | None = None,
         batch_size: int = 8,
         templates: Sequence[str] = TEMPLATES,
+        normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -88,7 +89,7 @@ class ZegCLIPSegmenter(Segmenter):
         if self.crop_size < 1 or self.stride < 1:
             raise ValueError(f"crop_size and stride must be positive, got {self.crop_size}, {self.stride}")
         self.patch = self.model.encoder.patch_size
-        self.mean, self.std = clip_mean_std(visual)
+        self.mean, self.std = clip_mean_std(visual) if normalisation is None else pixel_mean_std(*normalisation)
         self.protocol = Protocol("slide", size=self.crop_size, stride=self.stride)
 
     @property
@@ -100,21 +101,23 @@ class ZegCLIPSegmenter(Segmenter):
     def window_scores(self, windows: np.ndarray, text: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Scores (N, C, h, w) of same-sized windows (N, h, w, 3) uint8: sigmoid(mask logits) - bias (C,)."""
         n, h, w = windows.shape[:3]
-        pixels = to_pixels(windows, self.mean, self.std)  # (N, 3, h, w)
+        dtype = torch.float64 if self.model.encoder.prompt_embeddings.dtype == torch.float64 else torch.float32
+        pixels = to_pixels(windows, self.mean, self.std, dtype)  # (N, 3, h, w)
         ph, pw = -h % self.patch, -w % self.patch
         if ph or pw:
             pixels = F.pad(pixels, (0, pw, 0, ph))
         out = []
         for start in range(0, n, self.batch_size):
             logits = self.model(pixels[start : start + self.batch_size].to(self.device), text)  # (B, C, h', w')
-            out.append(logits[:, :, :h, :w].float().sigmoid().cpu() - bias[None, :, None, None])
+            scores = logits[:, :, :h, :w].to(dtype).sigmoid().cpu()
+            out.append(scores - bias.to(dtype)[None, :, None, None])
         return torch.cat(out)
 
     def score_images(self, images: np.ndarray, concepts: list[str]) -> torch.Tensor:
         """Scores (N, C, H, W) of same-sized images (N, H, W, 3), windows averaged where they overlap."""
         n, height, width = images.shape[:3]
         text = self.vocabulary.embeddings(concepts).to(self.device)  # (C, d)
-        bias = torch.tensor([self.seen_bias if c in self.biased else 0.0 for c in concepts])
+        bias = torch.tensor([self.seen_bias if c in self.biased else 0.0 for c in concepts], dtype=torch.float64)
         size = self.crop_size
         boxes = [
             (top, left, min(size, height), min(size, width))
@@ -123,12 +126,13 @@ class ZegCLIPSegmenter(Segmenter):
         ]
         if len(boxes) == 1:
             return self.window_scores(images, text, bias)
-        total = torch.zeros(n, len(concepts), height, width)
-        count = torch.zeros(height, width)
+        total = count = None
         for top, left, h, w in boxes:
-            total[:, :, top : top + h, left : left + w] += self.window_scores(
-                images[:, top : top + h, left : left + w], text, bias
-            )
+            scores = self.window_scores(images[:, top : top + h, left : left + w], text, bias)
+            if total is None:
+                total = scores.new_zeros(n, len(concepts), height, width)
+                count = scores.new_zeros(height, width)
+            total[:, :, top : top + h, left : left + w] += scores
             count[top : top + h, left : left + w] += 1
         return total / count
 

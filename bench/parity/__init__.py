@@ -1,0 +1,1 @@
+"""Parity checks of the segmenters against their official implementations (one script per method)."""
