@@ -1,7 +1,9 @@
 """Benchmark: embedding throughput from img2dataset shards, coarchive vs clip-retrieval, same model and batch.
 
 usage: .venv/bin/python -m bench.embed_throughput [--images 4000] [--peer-venv ~/.cache/coarchive-peers/venv]
-The peer virtualenv comes from shared/peers/setup_venv.sh; without it only coarchive's rows are printed.
+       .venv/bin/python -m bench.embed_throughput --images 40 --per-shard 20 --batch-size 16 --dask-workers 0  # smoke
+The peer virtualenv comes from shared/peers/setup_venv.sh; without it the peer row says it was skipped.
+Exit status 1 when one of coarchive's own runs fails (a peer's failure is a row of the table).
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ from importlib import resources
 from pathlib import Path
 
 from bench.peakmem import run_measured
-from pipeline.models import toy_checkpoint
 from pipeline.toy.export import generate_toy_world
 from pipeline.toy.world import WorldSpec
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Generate 256-px shards once, embed them with each tool, print one table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--per-shard", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--dask-workers", type=int, default=2, help="workers of the Dask row (0: no Dask row)")
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
     parser.add_argument("--work", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.per_shard < 1 or args.batch_size < 1 or args.dask_workers < 0:
+        parser.error("--images, --per-shard and --batch-size must be positive, --dask-workers not negative")
+    shard_count = -(-args.images // args.per_shard)
     work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-bench-"))
     generate_toy_world(
         work / "world",
@@ -50,22 +55,29 @@ def main() -> None:
         str(pool),
         "--batch-size",
         str(args.batch_size),
+        "--model",
+        "toy",  # the peer loads the same toy checkpoint
     ]
-    rows = []
-    for name, root, extra in (
-        ("coarchive embed, batch 256 (CPU forward chunks of 32), in process", "ours_local", []),
-        (
-            "coarchive embed, same, Dask LocalCluster of 2 workers",
-            "ours_dask",
-            ["--executor", "dask", "--workers", "2"],
-        ),
-    ):
-        rows.append((name, run_measured([*coarchive, "--root", str(work / root), *extra], env=env)))
+    runs = [(f"coarchive embed, batch {args.batch_size} (CPU forward chunks of 32), in process", "ours_local", [])]
+    if args.dask_workers:
+        extra = ["--executor", "dask", "--workers", str(args.dask_workers)]
+        runs.append((f"coarchive embed, same, Dask LocalCluster of {args.dask_workers} workers", "ours_dask", extra))
+    rows = [
+        (name, run_measured([*coarchive, "--root", str(work / root), *extra], env=env)) for name, root, extra in runs
+    ]
+    ours_failed = any(r["code"] for _, r in rows)
+    notes = [] if args.dask_workers else ["coarchive embed on Dask: not run (--dask-workers 0)"]
     peer_python = Path(args.peer_venv) / "bin" / "python"
-    if peer_python.is_file():
+    if not peer_python.is_file():
+        notes.append(
+            f"clip-retrieval inference: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
+        )
+    else:
+        from pipeline.models import toy_checkpoint  # imports torch: only the peer's side needs it here
+
         config_dir = str(resources.files("pipeline") / "model_configs")
         checkpoint = str(toy_checkpoint())
-        shards = f"{pool}/{{00000..{args.images // args.per_shard - 1:05d}}}.tar"
+        shards = f"{pool}/{{00000..{shard_count - 1:05d}}}.tar"
         for threads, batch in (("1", args.batch_size), (None, args.batch_size), (None, 32)):
             peer_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
             if threads:
@@ -98,17 +110,21 @@ def main() -> None:
                 )
             )
     print(
-        f"\n{args.images} toy JPEGs of 256 px in {args.images // args.per_shard} shards, toy CLIP (96 px ViT), "
+        f"\n{args.images} toy JPEGs of 256 px in {shard_count} shards, toy CLIP (96 px ViT), "
         f"batch {args.batch_size}, {os.cpu_count()} cores\n"
     )
     print("| tool | wall s | images/s | peak memory (process tree) |")
     print("|---|---|---|---|")
     for name, r in rows:
         if r["code"]:
-            print(f"| {name} | failed ({r['code']}) | | |\n{r['tail']}", file=sys.stderr)
+            print(f"{name}: exit code {r['code']}\n{r['tail']}", file=sys.stderr)
+            print(f"| {name} | failed (exit code {r['code']}) | | |")
             continue
         print(f"| {name} | {r['seconds']:.1f} | {args.images / r['seconds']:.0f} | {r['peak_mib']:.0f} MiB |")
+    for note in notes:
+        print(f"| {note} | | | |")
+    return 1 if ours_failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

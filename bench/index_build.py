@@ -3,9 +3,11 @@ then query latency p50/p99 and batched vs one-at-a-time search on coarchive's in
 
 usage: .venv/bin/python -m bench.index_build [--n 1000000] [--dim 512] [--max-memory 2G] [--peer-venv DIR]
        .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
+       .venv/bin/python -m bench.index_build --n 2000 --dim 32 --max-memory 64M    # a smoke-sized run
 Vectors: clustered unit vectors (1,000 centres + noise); queries: draws from the same mixture, 200 to tune
 coarchive's nprobe and 200 others, held out, to measure recall. With --toy-pool: a generated toy pool embedded by
 the toy CLIP; queries: text prompts of concept names, two templates to tune on and two others held out.
+Without the peer virtualenv (shared/peers/setup_venv.sh) the autofaiss row says it was skipped.
 """
 
 from __future__ import annotations
@@ -79,10 +81,12 @@ def write_toy_vectors(work: Path, pool_size: int, shard_size: int = 5000) -> tup
     from pipeline.toy.quality import TEMPLATES, text_embeddings
     from pipeline.toy.world import WorldSpec
 
-    generate_toy_world(work / "toy", WorldSpec(), pool_size=pool_size, shard_size=shard_size, bench_size=0)
+    generate_toy_world(
+        work / "toy", WorldSpec(), pool_size=pool_size, shard_size=shard_size, bench_size=0, progress=False
+    )
     loaded = load_model("toy", device="cpu")
     stage = EmbedStage(str(work / "toy" / "pool"), str(work / "toy"), loaded.ref)
-    run_stage(stage, LocalExecutor())
+    run_stage(stage, LocalExecutor(), progress=False)
     (work / "af").mkdir(parents=True, exist_ok=True)
     (work / "emb").mkdir(parents=True, exist_ok=True)
     for npy in sorted(Path(stage.out_dir).glob("*.npy")):
@@ -153,7 +157,7 @@ def _autofaiss_ids(exact: np.ndarray, sizes: list[int]) -> np.ndarray:
     return offsets[exact >> 32] + (exact & 0xFFFFFFFF)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Generate vectors once, build with each tool in its own measured process, print one table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -163,10 +167,10 @@ def main() -> None:
     parser.add_argument("--toy-pool", type=int, default=0, help="index a toy pool of this many images instead")
     parser.add_argument("--work", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         build_ours(Path(args.child), args.max_memory)
-        return
+        return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-index-bench-"))
     if args.toy_pool:
         tune, queries = write_toy_vectors(work, args.toy_pool)
@@ -183,7 +187,9 @@ def main() -> None:
     ]
     autofaiss = Path(args.peer_venv) / "bin" / "autofaiss"
     peer_index, peer_params = None, None
+    skipped = f"autofaiss build_index: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
     if autofaiss.is_file():
+        skipped = ""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         rows.append(
             (
@@ -231,11 +237,14 @@ def main() -> None:
             if r["code"] == 0 and recall is not None
             else f"| {name} | failed | | | |"
         )
+    if skipped:
+        print(f"| {skipped} | | | | |")
     print("\n| coarchive query | p50 ms | p99 ms | queries/s |")
     print("|---|---|---|---|")
     print(f"| one at a time | {quality['p50_ms']:.2f} | {quality['p99_ms']:.2f} | {quality['loop_qps']:.0f} |")
     print(f"| batched ({len(queries)} in one call) | | | {quality['batched_qps']:.0f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
