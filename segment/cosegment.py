@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
 # About 64 MB of float32 similarities per block: one row image against a group of column images.
 BLOCK_ELEMENTS = 16_000_000
+# "paper": a pixel's score is the mean over the *other* images of its best similarity there (METHODS.md, ReCo 4).
+# "official": NoelShin/reco's rule, kept to reproduce its numbers: the mean over all N images, own image included,
+# where image j's column is the best over images j..2j (its column slice), in float32 (its score grid's dtype).
+SEED_RULES = ("paper", "official")
+
+
+def real(x: torch.Tensor) -> torch.Tensor:
+    """x as float64 if it is float64, else as float32: float64 inputs stay exact (the parity checks), others compute
+    in float32."""
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def _check(features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -30,25 +40,31 @@ def _check(features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor
 
 
 @torch.no_grad()
-def seed_scores(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def seed_scores(features: torch.Tensor, weights: torch.Tensor | None = None, rule: str = "paper") -> torch.Tensor:
     """Each pixel's seed score (N, h, w): mean over the *other* images of its best weighted similarity there.
 
     features (N, h, w, d) L2-normalised; weights (N, h, w) scale the similarity columns (ones when None).
-    Computed one row image at a time against groups of column images, never as an (N*h*w)^2 matrix.
+    `rule` "official" scores as the official code does (see SEED_RULES). Computed one row image at a time against
+    groups of column images, never as an (N*h*w)^2 matrix.
     """
+    if rule not in SEED_RULES:
+        raise ValueError(f"unknown seed rule {rule!r}; choose from {', '.join(SEED_RULES)}")
     weights = _check(features, weights)
     n, h, w, d = features.shape
     p = h * w
-    x = features.reshape(n, p, d).float()  # (n, p, d)
-    cw = weights.reshape(n, p).float()  # (n, p)
+    x = real(features.reshape(n, p, d))  # (n, p, d)
+    cw = weights.reshape(n, p).to(x.dtype)  # (n, p)
     group = max(1, BLOCK_ELEMENTS // (p * p))
-    scores = torch.empty(n, p)
+    scores = torch.empty(n, p, dtype=x.dtype)
     for i in range(n):
-        best = torch.empty(p, n)  # (p, n): row pixel's max weighted similarity within each image
+        best = torch.empty(p, n, dtype=x.dtype)  # (p, n): row pixel's max weighted similarity within each image
         for start in range(0, n, group):
             cols = x[start : start + group]  # (g, p, d)
             sim = torch.einsum("pd,gqd->pgq", x[i], cols) * cw[start : start + group][None]  # (p, g, p)
             best[:, start : start + len(cols)] = sim.amax(-1)
+        if rule == "official":
+            scores[i] = torch.stack([best[:, j : 2 * j + 1].amax(1) for j in range(n)], 1).float().mean(1)
+            continue
         best[:, i] = 0.0  # a pixel's own image is not evidence that the pattern is shared
         scores[i] = best.sum(1) / (n - 1)
     return scores.reshape(n, h, w)
@@ -64,12 +80,12 @@ class Cosegmentation:
 
 
 @torch.no_grad()
-def cosegment(features: torch.Tensor, weights: torch.Tensor | None = None) -> Cosegmentation:
+def cosegment(features: torch.Tensor, weights: torch.Tensor | None = None, rule: str = "paper") -> Cosegmentation:
     """Co-segment an archive: seed = each image's best-scoring pixel; reference = normalised mean of seed features."""
-    scores = seed_scores(features, weights)  # (n, h, w)
+    scores = seed_scores(features, weights, rule)  # (n, h, w)
     n, h, w, d = features.shape
     flat = scores.reshape(n, -1).argmax(1)  # (n,)
-    seed_feats = features.reshape(n, h * w, d)[torch.arange(n), flat].float()  # (n, d)
+    seed_feats = real(features.reshape(n, h * w, d)[torch.arange(n), flat])  # (n, d)
     reference = F.normalize(seed_feats.mean(0), dim=0)
     seeds = torch.stack([flat // w, flat % w], 1)
     return Cosegmentation(reference, seeds, scores.reshape(n, -1)[torch.arange(n), flat])
@@ -90,7 +106,7 @@ def lgc_weights(clip_features: torch.Tensor, text: torch.Tensor, grid: tuple[int
     """
     if clip_features.shape[-1] != text.shape[-1]:
         raise ValueError(f"DenseCLIP dim {clip_features.shape[-1]} differs from text embedding dim {text.shape[-1]}")
-    cos = clip_features.float() @ F.normalize(text.float(), dim=-1)  # (N, gh, gw)
+    cos = real(clip_features) @ F.normalize(real(text), dim=-1).to(real(clip_features).dtype)  # (N, gh, gw)
     return resize_map(torch.sigmoid(10 * cos), grid)
 
 
@@ -101,7 +117,8 @@ def context_weights(features: torch.Tensor, context_refs: torch.Tensor) -> torch
         raise ValueError(f"context references must be (J, {features.shape[-1]}), got {tuple(context_refs.shape)}")
     if len(context_refs) == 0:
         return features.new_ones(features.shape[:3])
-    cos = torch.einsum("nhwd,jd->nhwj", features.float(), context_refs.float())
+    x = real(features)
+    cos = torch.einsum("nhwd,jd->nhwj", x, context_refs.to(x.dtype))
     return (1 - torch.sigmoid(cos)).prod(-1)
 
 
@@ -131,11 +148,13 @@ def build_bank(
     ce: bool = True,
     progress: bool = False,
     provenance: dict | None = None,
+    seed_rule: str = "paper",
 ) -> SegmentBank:
     """Co-segment every archive into a SegmentBank (concepts in input order); context concepts are built first.
 
     encoder: a DenseEncoder for the archive features; saliency: a ClipDenseEncoder (value path) for LGC.
     CE: each concept's weights are multiplied by 1 - sigmoid(cos(f, r)) for every context reference built before it.
+    seed_rule: "paper" (default) or "official" (the official code's seed scores, see SEED_RULES).
     """
     from tqdm import tqdm
 
@@ -143,6 +162,8 @@ def build_bank(
 
     if not archives:
         raise ValueError("no archives to co-segment")
+    if seed_rule not in SEED_RULES:
+        raise ValueError(f"unknown seed rule {seed_rule!r}; choose from {', '.join(SEED_RULES)}")
     names = [a.concept for a in archives]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate concepts: {names}")
@@ -167,7 +188,7 @@ def build_bank(
             weights = weights * lgc_weights(clip_feats, a.text, tuple(feats.shape[1:3]))
         if ce and context_built:
             weights = weights * context_weights(feats, torch.stack(context_built))
-        result = cosegment(feats, weights)
+        result = cosegment(feats, weights, rule=seed_rule)
         refs[a.concept] = result.reference
         if a.context:
             context_built.append(result.reference)
@@ -186,6 +207,7 @@ def build_bank(
         "build_order": [archives[i].concept for i in order],
         "k": max(len(a.images) for a in archives),
         "saliency": getattr(saliency, "name", None) if lgc else None,
+        "seed_rule": seed_rule,
     }
     return SegmentBank(
         names,
