@@ -1,0 +1,39 @@
+"""Smoke test of bench.embed_throughput: 40 toy images, in process, the peer row skipped or (with its venv) run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.bench.runner import NO_PEERS, PEER_VENV, markdown_table, number, run_bench
+
+pytestmark = pytest.mark.bench
+TINY = ("--images", "40", "--per-shard", "20", "--batch-size", "16", "--dask-workers", "0")
+
+
+def test_embed_throughput_prints_its_table(tmp_path: Path) -> None:
+    result = run_bench(
+        "embed_throughput", *TINY, "--peer-venv", str(tmp_path / NO_PEERS), "--work", str(tmp_path / "w")
+    )
+    rows = markdown_table(result.stdout, "tool")
+    ours = [r for r in rows if r["tool"].startswith("coarchive embed, batch 16")]
+    assert len(ours) == 1, rows
+    seconds, rate = number(ours[0]["wall s"]), number(ours[0]["images/s"])
+    assert seconds > 0 and rate > 0 and abs(rate - 40 / seconds) <= 1, ours
+    assert number(ours[0]["peak memory (process tree)"]) > 50, ours  # MiB: a python with torch, not a dead process
+    notes = [r["tool"] for r in rows if "skipped, no peer virtualenv" in r["tool"] or "not run" in r["tool"]]
+    assert any(n.startswith("clip-retrieval inference: skipped") for n in notes), rows
+    assert any("Dask" in n for n in notes), rows
+    vectors = [np.load(p) for p in sorted((tmp_path / "w" / "ours_local" / "embeddings").glob("*/*.npy"))]
+    assert sum(len(v) for v in vectors) == 40
+    assert np.allclose(np.linalg.norm(np.concatenate(vectors).astype(np.float32), axis=1), 1, atol=1e-2)
+
+
+@pytest.mark.skipif(not (PEER_VENV / "bin" / "python").is_file(), reason=f"no peer virtualenv at {PEER_VENV}")
+def test_embed_throughput_runs_clip_retrieval(tmp_path: Path) -> None:
+    result = run_bench("embed_throughput", *TINY, "--peer-venv", str(PEER_VENV), "--work", str(tmp_path / "w"))
+    peers = [r for r in markdown_table(result.stdout, "tool") if r["tool"].startswith("clip-retrieval inference")]
+    assert len(peers) == 3, result.stdout
+    assert all(number(r["images/s"]) > 0 for r in peers), peers

@@ -1,0 +1,24 @@
+"""bench.peakmem.run_measured: wall time, exit code, output tail, and the peak memory of the whole process tree."""
+
+from __future__ import annotations
+
+import sys
+
+from bench.peakmem import run_measured
+
+HOLD = "import time; x = bytearray({mib} * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1.0); print('held')"
+
+
+def test_peak_of_one_process() -> None:
+    result = run_measured([sys.executable, "-c", HOLD.format(mib=200)])
+    assert result["code"] == 0 and "held" in result["tail"]
+    assert result["seconds"] >= 1.0
+    assert result["peak_mib"] >= 200
+
+
+def test_peak_counts_children_and_exit_code() -> None:
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {HOLD.format(mib=150)!r}]); sys.exit(3)"
+    parent = HOLD.format(mib=100).replace("print('held')", child)
+    result = run_measured([sys.executable, "-c", parent])
+    assert result["code"] == 3 and "held" in result["tail"]
+    assert result["peak_mib"] >= 250  # parent and child at once: more than either alone
