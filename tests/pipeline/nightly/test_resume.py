@@ -88,6 +88,7 @@ def test_killed_and_failed_runs_resume_to_the_same_outputs(
     resumed = _manifest(faulty, D1)["stages"]
     assert resumed["embed"]["attempts"] == 1 and resumed["index"]["attempts"] == 2
     assert resumed["index"]["outcome"] == "ran" and resumed["index"]["counts"]["shards"] == 2
+    assert [(e["attempt"], e["error"].split(":")[0]) for e in resumed["index"]["errors"]] == [(1, "interrupted")]
 
     # day 2 fails in the banks stage, then is run again
     arrive(faulty)
@@ -102,6 +103,8 @@ def test_killed_and_failed_runs_resume_to_the_same_outputs(
     retried = _manifest(faulty, D2)
     assert {s: retried["stages"][s]["finished_at"] for s in finished_before} == finished_before  # not redone
     assert retried["stages"]["banks"]["attempts"] == 2 and retried["failures"] == {}
+    (first_error,) = retried["stages"]["banks"]["errors"]  # the failed attempt's error outlives the retry
+    assert first_error["attempt"] == 1 and first_error["error"] == failed["failures"]["banks"]
 
     # bit for bit: embeddings, index blocks, archives, images, bank tensors, evaluation, latest pointer
     clean_out, faulty_out = _outputs(clean), _outputs(faulty)
