@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,28 +26,37 @@ def data_uri(image: np.ndarray | Image.Image, scale: int = 1) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-PALETTE = np.array(
-    [
-        [62, 140, 52],
-        [38, 96, 178],
-        [214, 184, 124],
-        [158, 68, 48],
-        [128, 178, 238],
-        [230, 25, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [0, 0, 0],
-    ],
-    dtype=np.uint8,
-)
+LABEL_COLOURS = {  # one colour per concept name, far (CIE Lab) from every toy background and from each other
+    "grass": (150, 255, 50),
+    "water": (0, 230, 230),
+    "sand": (255, 230, 0),
+    "brick": (255, 120, 0),
+    "sky": (180, 120, 255),
+    "circle": (230, 40, 210),
+    "square": (0, 0, 110),
+    "triangle": (220, 0, 60),
+    "star": (20, 20, 20),
+    "heart": (255, 0, 140),
+    "cross": (0, 110, 100),
+    "ring": (110, 20, 160),
+    "crescent": (255, 150, 200),
+}
+OTHER_COLOURS = ((250, 250, 250), (128, 128, 128), (150, 255, 200), (110, 100, 0), (200, 150, 0))
+
+
+def concept_colours(names: Sequence[str]) -> np.ndarray:
+    """(n, 3) uint8 label colours of concepts, fixed by name: the same in any subset, order, run or report; a name
+    not in LABEL_COLOURS gets one of the palette's colours by a stable hash of the name."""
+    palette = [*LABEL_COLOURS.values(), *OTHER_COLOURS]
+    picked = [LABEL_COLOURS.get(name) or palette[zlib.crc32(name.encode()) % len(palette)] for name in names]
+    return np.array(picked, dtype=np.uint8).reshape(len(picked), 3)
+
+
+PALETTE = concept_colours(list(LABEL_COLOURS))  # by class index of the toy world (stuff, then things)
 
 
 def colourise(mask: np.ndarray) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 colours of the demo palette."""
+    """(H, W) class indices of the toy world -> (H, W, 3) uint8 label colours (those of `concept_colours`)."""
     return PALETTE[np.minimum(mask, len(PALETTE) - 1)]
 
 

@@ -17,6 +17,7 @@ from pipeline.serve.images import Thumbnails, png_bytes, png_uri
 from pipeline.serve.metrics import Metrics
 from pipeline.serve.overlay import legend, mask_image, overlay_image
 from pipeline.serve.uploads import UploadRefusedError, decode_upload
+from segment.segmenter import available_segmenters
 
 SKIPPED_HEADER = "X-Coarchive-Skipped"  # JSON list of "path: reason" for listing entries left out as unreadable
 SKIPPED_SHOWN = 20
@@ -81,7 +82,9 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         start = time.perf_counter()
         with metrics.timed(metrics.query_seconds, metrics.query_failures, "text"):
             hits = hits_json(engine.text_query([text], k)[0], thumbnails)
-        return {"query": text, "k": k, "seconds": round(time.perf_counter() - start, 4), "hits": hits}
+        seconds = round(time.perf_counter() - start, 4)
+        concept = catalog.concept_archive(config.root, engine.model_id, text)  # its archive says if it is weak
+        return {"query": text, "k": k, "seconds": seconds, "hits": hits, "concept": concept}
 
     @router.post("/query/image", summary="Search the index with an uploaded image")
     def image_query(
@@ -147,7 +150,7 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
         ] = True,
         format: Annotated[Literal["json", "png"], Form()] = "json",
     ) -> Response:
-        names = {s["name"] for s in engine.segmenters()}
+        names = available_segmenters()
         if segmenter not in names:
             raise HTTPException(422, f"unknown segmenter {segmenter!r}; available: {', '.join(sorted(names))}")
         key = SegmenterKey(segmenter, bank or None, checkpoint or None, crf, saliency)
@@ -157,10 +160,10 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
             image = decode_upload(read_upload(file), config.max_upload_bytes, config.max_pixels)
             image = scale_down(image, config.segment_side)
             result = engine.segment(key, image, wanted)
-            labels, count = result.labels, len(result.concepts)
+            labels, names = result.labels, list(result.concepts)
             keys = legend(result.concepts, labels)
             if format == "png":
-                body = png_bytes(overlay_image(image, labels, count))
+                body = png_bytes(overlay_image(image, labels, names))
             else:
                 payload = {
                     "segmenter": segmenter,
@@ -168,8 +171,8 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
                     "width": int(image.shape[1]),
                     "height": int(image.shape[0]),
                     "legend": keys,
-                    "mask": png_uri(mask_image(labels, count)),
-                    "overlay": png_uri(overlay_image(image, labels, count)),
+                    "mask": png_uri(mask_image(labels, names)),
+                    "overlay": png_uri(overlay_image(image, labels, names)),
                 }
         if format == "png":
             return Response(body, media_type="image/png", headers={"X-Coarchive-Legend": json.dumps(keys)})

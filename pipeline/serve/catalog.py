@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,9 +13,10 @@ import yaml
 from archives.archive import IMAGES, ITEMS, QUERY, read_archive
 from archives.registry import load_registry
 from pipeline.serve.errors import DataError
-from pipeline.serve.paths import NAME, PathRefusedError, check_files, check_name, confined, inside
+from pipeline.serve.paths import NAME, PathRefusedError, check_files, check_name, check_tree, confined, inside
 
 REGISTRY = "concepts.yaml"
+DATA_FOLDERS = ("pool", "embeddings", "index", "archives", "banks")  # hold no checkpoints; not searched for them
 UNREADABLE = (OSError, ValueError, pa.ArrowException)  # what reading one listed entry may raise (refusals included)
 
 
@@ -195,3 +197,51 @@ def manifest(root: Path, run: str) -> dict:
 
 def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
+
+
+def concept_archive(root: Path, model_id: str, text: str) -> dict | None:
+    """The newest readable archive of model `model_id` whose concept is `text` (name or slug, any case), summarised:
+    name, run, items, standouts, strength, weak and why; None when no archive holds that concept."""
+    wanted = text.strip().lower()
+    for run_dir in reversed(_folders(root, root / "archives" / model_id)):
+        for folder in _folders(root, run_dir):
+            try:
+                query = read_json(root, folder / QUERY)
+                if wanted not in (folder.name.lower(), str(query.get("concept", "")).strip().lower()):
+                    continue
+                summary = _summary(root, folder)
+            except UNREADABLE:
+                continue
+            return {
+                "name": summary["concept"],
+                "run": run_dir.name,
+                "items": summary["items"],
+                "standouts": query.get("standouts"),
+                "strength": summary["strength"],
+                "weak": summary["weak"],
+                "weak_reason": summary["weak_reason"],
+            }
+    return None
+
+
+def checkpoints(root: Path, recognisers: dict, depth: int = 4, visits: int = 5000) -> dict[str, list[str]]:
+    """Checkpoint folders under the root by segmenter name (paths relative to the root, sorted): folders that a
+    segmenter's recogniser (folder -> bool) accepts and that hold no file leading out of the root. The data folders
+    (pool, embeddings, index, archives, banks) are not searched; at most `visits` folders, `depth` levels down."""
+    found: dict[str, list[str]] = {name: [] for name in recognisers}
+    for parent, folders, _ in os.walk(root):
+        here = Path(parent)
+        level = len(here.relative_to(root).parts)
+        folders[:] = sorted(
+            f for f in folders if NAME.fullmatch(f) and level < depth and not (level == 0 and f in DATA_FOLDERS)
+        )
+        visits -= 1
+        if visits < 0:
+            break
+        for name, recognises in recognisers.items():
+            try:
+                if level and recognises(here):
+                    found[name].append(check_tree(root, here).relative_to(root).as_posix())
+            except UNREADABLE:
+                continue
+    return found

@@ -22,6 +22,21 @@ from pipeline.serve.paths import check_tree, confined_relative
 from segment.segmenter import Segmentation, Segmenter, available_segmenters, check_concepts, segmenter_factory
 
 SOURCES = ("bank", "checkpoint")  # segmenter parameters the service fills from folders under the data root
+SERVICE_NEEDS = {"zegclip": {"checkpoint"}}  # else it wants model= and vocabulary= objects, which requests cannot give
+
+
+def _reco_plus_checkpoint(folder: Path) -> bool:
+    """Whether a folder holds what segment.reco_plus.load_model reads (config.json and model.pt)."""
+    return (folder / "config.json").is_file() and (folder / "model.pt").is_file()
+
+
+def _zegclip_checkpoint(folder: Path) -> bool:
+    from segment.zegclip.checkpoint import has_checkpoint
+
+    return has_checkpoint(folder)
+
+
+CHECKPOINTS = {"reco-plus": _reco_plus_checkpoint, "zegclip": _zegclip_checkpoint}  # segmenter -> recogniser
 
 
 @dataclass(frozen=True)
@@ -74,16 +89,24 @@ class Engine:
         return self._search(features.cpu().numpy(), k)[0]
 
     def segmenters(self) -> list[dict]:
-        """Each registered segmenter with the folders it needs and those it can take ('bank', 'checkpoint')."""
+        """Each registered segmenter with the folders it needs and those it can take ('bank', 'checkpoint'), whether
+        the service can build it (usable) and the root holds what it needs (ready), and the root's checkpoints of it."""
+        found = catalog.checkpoints(self.root, CHECKPOINTS)
+        has_bank = any(b["model_id"] == self.model_id for b in catalog.banks(self.root, []))
         out = []
         for name in available_segmenters():
             accepted, required = _parameters(name)
+            needs = (required | SERVICE_NEEDS.get(name, set())) & set(SOURCES)
+            usable = required <= {*SOURCES, "clip", "device"}
+            held = {"bank": has_bank, "checkpoint": bool(found.get(name))}
             out.append(
                 {
                     "name": name,
-                    "needs": sorted(required & set(SOURCES)),
+                    "needs": sorted(needs),
                     "takes": sorted(accepted & set(SOURCES)),
-                    "usable": required <= {*SOURCES, "clip", "device"},
+                    "usable": usable,
+                    "ready": usable and all(held[n] for n in needs),
+                    "checkpoints": found.get(name, []),
                 }
             )
         return out

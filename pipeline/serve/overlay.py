@@ -1,34 +1,29 @@
-"""A segmentation drawn for people: label colours from the report palette, an overlay on the image, and a legend."""
+"""A segmentation drawn for people: label colours fixed per concept name, an overlay on the image, and a legend."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.report import PALETTE
+from pipeline.report import concept_colours
 
 ALPHA = 0.5  # weight of the label colour in the overlay
 
 
-def label_colours(count: int) -> np.ndarray:
-    """(count, 3) uint8 colours of labels 0..count-1, cycling through the palette."""
-    return PALETTE[np.arange(count) % len(PALETTE)]
+def mask_image(labels: np.ndarray, concepts: list[str]) -> np.ndarray:
+    """(H, W) label indices into `concepts` -> (H, W, 3) uint8 label colours."""
+    return concept_colours(concepts)[labels]
 
 
-def mask_image(labels: np.ndarray, count: int) -> np.ndarray:
-    """(H, W) label indices -> (H, W, 3) uint8 label colours."""
-    return label_colours(count)[labels]
-
-
-def overlay_image(image: np.ndarray, labels: np.ndarray, count: int, alpha: float = ALPHA) -> np.ndarray:
+def overlay_image(image: np.ndarray, labels: np.ndarray, concepts: list[str], alpha: float = ALPHA) -> np.ndarray:
     """The (H, W, 3) uint8 image blended with its label colours."""
-    mixed = (1 - alpha) * image.astype(np.float32) + alpha * mask_image(labels, count).astype(np.float32)
+    mixed = (1 - alpha) * image.astype(np.float32) + alpha * mask_image(labels, concepts).astype(np.float32)
     return mixed.round().clip(0, 255).astype(np.uint8)
 
 
 def legend(concepts: list[str], labels: np.ndarray) -> list[dict]:
     """Per concept: its label index, colour (hex and RGB) and the fraction of pixels given it."""
     counts = np.bincount(labels.ravel(), minlength=len(concepts))
-    colours = label_colours(len(concepts))
+    colours = concept_colours(concepts)
     return [
         {
             "index": i,

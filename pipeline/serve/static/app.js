@@ -71,6 +71,19 @@ function showHits(result) {
     )
   );
   $("search-status").textContent = `${result.hits.length} hits for “${result.query}” in ${fmt(result.seconds * 1000, 0)} ms`;
+  showWeakNotice(result.concept);
+}
+
+// A concept whose archive is flagged weak is probably absent or rare in the pool: say so beside its hits.
+function showWeakNotice(concept) {
+  const notice = $("search-notice");
+  notice.hidden = !(concept && concept.weak);
+  if (notice.hidden) return;
+  const counted = concept.standouts == null ? "" :
+    ` Only ${concept.standouts} of the ${concept.items} images in its archive (run ${concept.run}) look more like ` +
+    `“${concept.name}” than images of a pool without it would.`;
+  notice.textContent = `“${concept.name}” looks absent or rare in this pool.${counted} ` +
+    "The images below are the closest the pool has, and may not show it.";
 }
 
 $("search-form").addEventListener("submit", async (event) => {
@@ -150,13 +163,16 @@ $("archive-run").addEventListener("change", showArchiveConcepts);
 
 // ---- segmentation ----
 function updateSegmenterFields() {
-  const chosen = state.segmenters.find((s) => s.name === $("seg-segmenter").value) || { takes: [] };
+  const chosen = state.segmenters.find((s) => s.name === $("seg-segmenter").value) || { takes: [], checkpoints: [] };
+  const checkpoints = chosen.checkpoints || [];
   $("seg-bank-label").hidden = !chosen.takes.includes("bank");
-  $("seg-checkpoint-label").hidden = !chosen.takes.includes("checkpoint");
+  $("seg-checkpoint-label").hidden = !chosen.takes.includes("checkpoint") || checkpoints.length === 0;
+  $("seg-checkpoint").replaceChildren(...checkpoints.map((path) => el("option", { value: path, textContent: path })));
 }
 
 async function loadSegmentOptions() {
-  state.segmenters = (await api("/api/segmenters")).filter((s) => s.usable);
+  // only what this root can run: a segmenter that needs a bank or checkpoint is offered when the root holds one
+  state.segmenters = (await api("/api/segmenters")).filter((s) => s.usable && s.ready);
   $("seg-segmenter").replaceChildren(...state.segmenters.map((s) => el("option", { value: s.name, textContent: s.name })));
   const banks = (await api("/api/banks")).filter((b) => b.model_id === state.modelId);
   $("seg-bank").replaceChildren(
@@ -195,9 +211,7 @@ $("segment-form").addEventListener("submit", async (event) => {
   form.append("file", file);
   form.append("segmenter", $("seg-segmenter").value);
   if (!$("seg-bank-label").hidden) form.append("bank", $("seg-bank").value);
-  if (!$("seg-checkpoint-label").hidden && $("seg-checkpoint").value.trim()) {
-    form.append("checkpoint", $("seg-checkpoint").value.trim());
-  }
+  if (!$("seg-checkpoint-label").hidden && $("seg-checkpoint").value) form.append("checkpoint", $("seg-checkpoint").value);
   if ($("seg-concepts").value.trim()) form.append("concepts", $("seg-concepts").value);
   form.append("crf", $("seg-crf").checked ? "true" : "false");
   form.append("saliency", $("seg-saliency").checked ? "true" : "false");

@@ -147,3 +147,79 @@ def test_api_docs_render_the_operations(browser, live_server):
     assert page.locator(".errors-wrapper").count() == 0
     assert outside == []  # nothing fetched from elsewhere
     context.close()
+
+
+def test_search_says_when_a_concept_looks_absent_from_the_pool(page, serve_root):
+    import json
+    import shutil
+
+    folder = serve_root / "archives" / "toy" / "toy" / "unicorn"
+    shutil.copytree(serve_root / "archives" / "toy" / "toy" / "circle", folder)
+    query = json.loads((folder / "query.json").read_text())
+    query.update(concept="unicorn", weak=True, standouts=1, weak_reason="only 1 of its 16 items score clearly above")
+    (folder / "query.json").write_text(json.dumps(query))
+    try:
+        page.fill("#search-text", "unicorn")
+        page.click("#search-go")
+        page.wait_for_selector("#search-notice:not([hidden])")
+        notice = page.text_content("#search-notice")
+        assert "unicorn" in notice and "absent or rare" in notice and "1 of the 16" in notice
+        assert page.locator("#search-results figure").count() == 12  # the hits are still shown below
+        page.fill("#search-text", "star")
+        page.click("#search-go")
+        page.wait_for_selector("#search-status:has-text('“star”')")
+        assert page.locator("#search-notice").is_hidden()
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_segmenters_and_checkpoints_offered_are_those_the_root_holds(browser, live_server, serve_root, tmp_path):
+    import shutil
+
+    from segment.reco_plus import TrainConfig, build_model, save_checkpoint
+
+    def open_segment_tab():
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        page = context.new_page()
+        page.goto(f"{live_server}/#token={TOKEN}")
+        page.wait_for_selector("body[data-ready=true]")
+        page.click("button[data-tab=segment]")
+        return context, page
+
+    context, page = open_segment_tab()
+    offered = page.eval_on_selector_all("#seg-segmenter option", "options => options.map(o => o.value)")
+    assert "reco" in offered and "reco-plus" not in offered and "zegclip" not in offered
+    context.close()
+    config = TrainConfig(arch="lraspp_mobilenet_v3_large")
+    save_checkpoint(serve_root / "ckpt" / "plus", build_model(config.arch, 2), config, ["sky", "star"], {"step": 0})
+    try:
+        context, page = open_segment_tab()
+        page.select_option("#seg-segmenter", "reco-plus")
+        assert page.is_visible("#seg-checkpoint") and not page.is_visible("#seg-bank")
+        choices = page.eval_on_selector_all("#seg-checkpoint option", "options => options.map(o => o.value)")
+        assert choices == ["ckpt/plus"]
+        page.set_input_files("#seg-file", str(sorted((serve_root / "benchmark" / "images").iterdir())[0]))
+        page.click("#seg-go")
+        page.wait_for_selector("body[data-segmented=true]")
+        legend = page.eval_on_selector_all("#seg-legend li", "items => items.map(i => i.textContent)")
+        assert sorted(item.split("%")[0].rstrip("0123456789.") for item in legend) == ["sky", "star"]
+        context.close()
+    finally:
+        shutil.rmtree(serve_root / "ckpt")
+
+
+def test_legend_colours_are_fixed_per_concept(page, serve_root):
+    from pipeline.report import concept_colours
+
+    image_path = sorted((serve_root / "benchmark" / "images").iterdir())[0]
+    page.click("button[data-tab=segment]")
+    page.set_input_files("#seg-file", str(image_path))
+    page.fill("#seg-concepts", "heart,grass")
+    page.click("#seg-go")
+    page.wait_for_selector("body[data-segmented=true]")
+    shown = page.eval_on_selector_all(
+        "#seg-legend li",
+        "items => items.map(i => [i.children[1].textContent, getComputedStyle(i.children[0]).backgroundColor])",
+    )
+    expected = {name: "rgb({}, {}, {})".format(*concept_colours([name])[0]) for name in ("heart", "grass")}
+    assert dict(shown) == expected
