@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from segment.bank import SegmentBank
+from segment.cosegment import real
 from segment.crf import CrfSettings, dense_crf
 from segment.dense_encoders import CLIP_PATHS, ClipDenseEncoder, DenseEncoder, create_dense_encoder
 from segment.segmenter import (
@@ -40,7 +41,8 @@ def concept_maps(features: torch.Tensor, vectors: torch.Tensor, size: tuple[int,
 
     features (N, h, w, d) L2-normalised; vectors (C, d) L2-normalised.
     """
-    cos = torch.einsum("nhwd,cd->nchw", features.float(), vectors.to(features.device).float())  # (N, C, h, w)
+    x = real(features)
+    cos = torch.einsum("nhwd,cd->nchw", x, vectors.to(x.device, x.dtype))  # (N, C, h, w)
     return F.interpolate(torch.sigmoid(temperature * cos), size=size, mode="bilinear", align_corners=False)
 
 
@@ -54,8 +56,9 @@ class ReCoSegmenter(Segmenter):
     """ReCo's inference on a segment bank: D_c = sigmoid(cos(f, r_c)), times sigmoid(10 cos(MaskCLIP f, t_c)).
 
     Images of any size are resized whole to the encoder's square input (aspect not kept; the toy world is square)
-    and the maps are upsampled back to each image's own size. With `crf`, the product is normalised over the
-    concepts and refined by a dense CRF; the returned scores are then the refined probabilities.
+    and the maps are upsampled back to each image's own size. With `crf`, a softmax over the concepts of the product
+    (as the official code) is refined by a dense CRF on the BGR image (as the official code); the returned scores are
+    then the refined probabilities.
     """
 
     name = "reco"
@@ -150,15 +153,15 @@ class ReCoSegmenter(Segmenter):
         images = [check_image(im) for im in images]
         out: list[Segmentation | None] = [None] * len(images)
         for chunk in size_batches(images, self.batch_size):
-            scores = self.score_batch([images[i] for i in chunk], rows).float().cpu()  # (B, C, H, W)
+            scores = real(self.score_batch([images[i] for i in chunk], rows)).cpu()  # (B, C, H, W)
             for i, s in zip(chunk, scores, strict=True):
                 out[i] = self._finish(images[i], concepts, s)
         return out  # type: ignore[return-value]
 
     def _finish(self, image: np.ndarray, concepts: list[str], scores: torch.Tensor) -> Segmentation:
         """Optional CRF on the concept-normalised scores (C, H, W), then the argmax labels."""
-        if self.use_crf:
-            probs = scores.clamp_min(1e-8)
-            probs = probs / probs.sum(0, keepdim=True)
-            scores = torch.from_numpy(dense_crf(image, probs, self.crf_settings))
+        if self.use_crf:  # as the official eval.py: a softmax over the concepts of the product, the image as BGR
+            # (pydensecrf's permutohedral lattice is not exactly symmetric in the colour channels)
+            bgr = np.ascontiguousarray(image[:, :, ::-1])
+            scores = torch.from_numpy(dense_crf(bgr, torch.softmax(scores, 0), self.crf_settings))
         return Segmentation(concepts, scores.contiguous(), scores.argmax(0).numpy().astype(np.int64))
