@@ -1,4 +1,4 @@
-"""docs/deploy-airflow.md followed as written: its bash blocks (all but those marked as not run) run in order in a
+"""docs/operations/deploy-airflow.md followed as written: its bash blocks (all but those marked as not run) run in order in a
 scratch AIRFLOW_HOME (sqlite, no scheduler) against a toy data root; then the Airflow database, the runs, the pointer
 and the manifests are checked."""
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-GUIDE = REPO / "docs" / "deploy-airflow.md"
+GUIDE = REPO / "docs" / "operations" / "deploy-airflow.md"
 BLOCK = re.compile(r"(<!-- not run by the test: [^>]*-->\n)?```bash\n(.*?)```", re.S)
 D_FIRST, D_BACKFILL = "2026-11-21", "2026-11-19"
 
