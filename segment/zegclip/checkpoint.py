@@ -86,6 +86,10 @@ def load_zegclip(folder: Path | str, clip=None, device: str | torch.device = "cp
         from pipeline.models import load_model
 
         clip = load_model(meta.clip, device=device)
+    if meta.extra.get("quick_gelu"):  # an imported official checkpoint: OpenAI's activation, whatever the config says
+        from segment.zegclip.official import use_quick_gelu
+
+        use_quick_gelu(clip.model)
     positions = Path(folder) / POSITIONS
     if positions.is_file():
         table = torch.load(positions, map_location="cpu", weights_only=True)  # (1 + g * g, width)

@@ -12,6 +12,22 @@ import torch
 from segment.zegclip.model import ModelConfig, ZegCLIP
 
 DROPPED = ("decode_head.loss_decode.",)  # the criterion's buffer (empty_weight): no weights
+TEMPLATES = ("a photo of a {}",)  # the official code's single template (and its VOC embedding file's): no period
+MMSEG_MEAN = (123.675 / 255, 116.28 / 255, 103.53 / 255)  # the official configs' img_norm_cfg, pixels in [0, 1]
+MMSEG_STD = (58.395 / 255, 57.12 / 255, 57.375 / 255)
+
+
+def use_quick_gelu(clip_model: torch.nn.Module) -> int:
+    """Make every residual MLP of an open_clip CLIP use QuickGELU, OpenAI's activation and so the official
+    backbone's (open_clip's plain 'ViT-B-16' config builds GELU); returns how many activations were replaced."""
+    from open_clip.transformer import QuickGELU
+
+    replaced = 0
+    for module in clip_model.modules():
+        if isinstance(module, torch.nn.Sequential) and isinstance(getattr(module, "gelu", None), torch.nn.GELU):
+            module.gelu = QuickGELU()
+            replaced += 1
+    return replaced
 
 
 def map_official(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -113,6 +129,7 @@ def import_official(
     if model not in open_clip.list_models():
         raise ValueError(f"unknown open_clip architecture {model!r}")
     clip_model = open_clip.create_model(model, pretrained=None)
+    use_quick_gelu(clip_model)  # before the text embeddings; the meta's quick_gelu redoes it at every load
     zeg = load_official(state, clip_model)
     if num_tokens is not None and num_tokens != zeg.config.num_tokens:
         raise ValueError(f"the checkpoint has {zeg.config.num_tokens} prompt tokens, not {num_tokens}")
@@ -123,10 +140,19 @@ def import_official(
         torch.save(clip_model.state_dict(), tmp)
     ref = ModelRef(model, str(clip_path.resolve()))
     loaded = LoadedModel(ref, clip_model.eval(), None, open_clip.get_tokenizer(model), torch.device("cpu"))
-    vocab = Vocabulary(classes, embed_texts(loaded, classes))
+    vocab = Vocabulary(classes, embed_texts(loaded, classes, TEMPLATES))
     trained = list(seen) if seen else classes
     bias = SEEN_BIAS if seen else 0.0
-    meta = CheckpointMeta(str(ref), zeg.config, {"crop_size": 512}, trained, [], bias, 0, {"official": str(checkpoint)})
+    grid = round((clip_model.visual.positional_embedding.shape[0] - 1) ** 0.5)
+    crop = grid * zeg.encoder.patch_size  # the official input_resolution: 32 x 16 = 512 for ViT-B/16
+    extra = {
+        "official": str(checkpoint),
+        "quick_gelu": True,  # OpenAI's activation at every load (see use_quick_gelu)
+        "templates": list(TEMPLATES),
+        "pixel_mean": MMSEG_MEAN,
+        "pixel_std": MMSEG_STD,
+    }
+    meta = CheckpointMeta(str(ref), zeg.config, {"crop_size": crop}, trained, [], bias, 0, extra)
     with atomic_path(out / POSITIONS) as tmp:
         torch.save(clip_model.visual.positional_embedding.detach().clone(), tmp)
     save_checkpoint(out, zeg, vocab, meta)

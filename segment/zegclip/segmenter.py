@@ -34,7 +34,9 @@ class ZegCLIPSegmenter(Segmenter):
     sides are not multiples of the patch size is padded at the bottom and right and cropped back. Scores are the
     per-class sigmoids, minus `seen_bias` on the classes trained with labels (official inductive inference),
     averaged where windows overlap. Concepts outside the vocabulary raise ValueError; `concepts=[...]` adds
-    names to it (embedded by the CLIP's text tower).
+    names to it (embedded by the CLIP's text tower with `templates`: the checkpoint's own, else TEMPLATES).
+    Pixels are normalised with `normalisation` ((mean, std) of [0, 1] pixels), else the checkpoint's (an imported
+    official one: mmseg's ImageNet statistics), else the CLIP's own. A float64 model runs in float64.
     """
 
     name = "zegclip"
@@ -52,7 +54,7 @@ class ZegCLIPSegmenter(Segmenter):
         stride: int | None = None,
         device: str | torch.device | None = None,
         batch_size: int = 8,
-        templates: Sequence[str] = TEMPLATES,
+        templates: Sequence[str] | None = None,
         normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -66,6 +68,9 @@ class ZegCLIPSegmenter(Segmenter):
             biased = meta.classes
             seen_bias = meta.seen_bias if seen_bias is None else seen_bias
             trained_crop = int(meta.train.get("crop_size") or 0)
+            templates = templates or tuple(meta.extra.get("templates") or TEMPLATES)  # official imports: their own
+            if normalisation is None and "pixel_mean" in meta.extra:  # official imports: mmseg's ImageNet statistics
+                normalisation = (meta.extra["pixel_mean"], meta.extra["pixel_std"])
         elif model is None or vocabulary is None:
             raise ValueError("ZegCLIP needs a checkpoint folder, or both model= and vocabulary=")
         self.model = model.to(self.device).eval()
@@ -73,7 +78,7 @@ class ZegCLIPSegmenter(Segmenter):
         if concepts:
             if clip is None:
                 raise ValueError("adding concepts to the vocabulary needs the CLIP (clip=LoadedModel)")
-            vocabulary = vocabulary.extended(clip, check_concepts(concepts), templates)
+            vocabulary = vocabulary.extended(clip, check_concepts(concepts), templates or TEMPLATES)
         if vocabulary.dim != self.model.dim:
             raise ValueError(f"vocabulary is {vocabulary.dim}-d, the model's joint space {self.model.dim}-d")
         self.vocabulary = vocabulary
