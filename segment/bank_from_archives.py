@@ -62,8 +62,12 @@ def bank_from_run(
     concepts: list[str] | None = None,
     k: int | None = None,
     progress: bool = False,
+    seed_rule: str = "paper",
 ) -> tuple[SegmentBank, int]:
-    """Co-segment the archives of archives/{model_id}/{run}/ into a bank; also return the number of images used."""
+    """Co-segment the archives of archives/{model_id}/{run}/ into a bank; also return the number of images used.
+
+    seed_rule: "paper" or "official" (the official code's seed scores; segment.cosegment.SEED_RULES).
+    """
     if k is not None and k < 2:
         raise ValueError(f"k must be at least 2, got {k}")
     run_dir = Path(run_dir)
@@ -82,5 +86,7 @@ def bank_from_run(
         saliency = ClipDenseEncoder(loaded)
     provenance = {"model": str(loaded.ref), "model_id": loaded.ref.model_id, "run": run_dir.name}
     provenance["archives"] = str(run_dir)
-    bank = build_bank(inputs, dense, saliency, lgc=lgc, ce=ce, progress=progress, provenance=provenance)
+    bank = build_bank(
+        inputs, dense, saliency, lgc=lgc, ce=ce, progress=progress, provenance=provenance, seed_rule=seed_rule
+    )
     return bank, sum(len(i.images) for i in inputs)

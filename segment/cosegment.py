@@ -26,6 +26,13 @@ def real(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
+def check_seed_rule(rule: str) -> str:
+    """`rule` if it is one of SEED_RULES, else ValueError naming them."""
+    if rule not in SEED_RULES:
+        raise ValueError(f"unknown seed rule {rule!r}; choose from {', '.join(SEED_RULES)}")
+    return rule
+
+
 def _check(features: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Validate (N, h, w, d) features and (N, h, w) weights; return the weights (ones when None)."""
     if features.ndim != 4:
@@ -47,8 +54,7 @@ def seed_scores(features: torch.Tensor, weights: torch.Tensor | None = None, rul
     `rule` "official" scores as the official code does (see SEED_RULES). Computed one row image at a time against
     groups of column images, never as an (N*h*w)^2 matrix.
     """
-    if rule not in SEED_RULES:
-        raise ValueError(f"unknown seed rule {rule!r}; choose from {', '.join(SEED_RULES)}")
+    check_seed_rule(rule)
     weights = _check(features, weights)
     n, h, w, d = features.shape
     p = h * w
@@ -106,7 +112,8 @@ def lgc_weights(clip_features: torch.Tensor, text: torch.Tensor, grid: tuple[int
     """
     if clip_features.shape[-1] != text.shape[-1]:
         raise ValueError(f"DenseCLIP dim {clip_features.shape[-1]} differs from text embedding dim {text.shape[-1]}")
-    cos = real(clip_features) @ F.normalize(real(text), dim=-1).to(real(clip_features).dtype)  # (N, gh, gw)
+    x = real(clip_features)
+    cos = x @ F.normalize(text.to(x.dtype), dim=-1)  # (N, gh, gw)
     return resize_map(torch.sigmoid(10 * cos), grid)
 
 
@@ -162,8 +169,7 @@ def build_bank(
 
     if not archives:
         raise ValueError("no archives to co-segment")
-    if seed_rule not in SEED_RULES:
-        raise ValueError(f"unknown seed rule {seed_rule!r}; choose from {', '.join(SEED_RULES)}")
+    check_seed_rule(seed_rule)  # before any encoding
     names = [a.concept for a in archives]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate concepts: {names}")

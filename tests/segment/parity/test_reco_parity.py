@@ -88,6 +88,17 @@ def test_official_seed_rule_matches_every_stage_in_float64(official, parity_run)
     np.testing.assert_array_equal(ours["crf_labels"], official["crf_labels"])
 
 
+def test_the_seed_rule_is_recorded_and_checked(parity_run, unit, saliency, inputs) -> None:
+    from segment.cosegment import ConceptImages, build_bank, seed_scores
+
+    assert parity_run["bank"].params["seed_rule"] == "official"
+    with pytest.raises(ValueError, match="unknown seed rule 'bogus'"):
+        seed_scores(torch.ones(2, 1, 1, 3), rule="bogus")
+    archive = [ConceptImages("cat", inp.archive_images("cat"), inputs.text["cat"])]
+    with pytest.raises(ValueError, match="unknown seed rule 'bogus'"):
+        build_bank(archive, unit, saliency, seed_rule="bogus")
+
+
 def test_paper_seed_rule_is_the_pinned_difference(official, unit, saliency, inputs) -> None:
     """coarchive's default: a pixel's own image is left out and image j is image j (not images j..2j)."""
     ours = run_coarchive(unit, saliency, inputs.text)
