@@ -1,4 +1,11 @@
-"""Near-duplicate removal inside an archive, on the stored image embeddings of its hits."""
+"""Near-duplicate removal inside an archive, on the stored image embeddings of its hits.
+
+Two items are near-duplicates when the cosine of their stored image embeddings reaches a threshold that depends on
+the model, because models spread images differently. For real CLIPs it is 0.95, the value commonly used for CLIP
+image embeddings (not measured here: no real weights offline). The toy CLIP packs its world tightly: distinct toy
+images of one concept reach cosine 0.998 (one star on brick looks much like another) while copies of an image sit
+at 0.9999, so for it only copies count (0.999). tests/archives/test_context_world.py holds that on a pool with copies.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.embed import split_id
+from pipeline.models import TOY_NAME, ModelRef
+
+CLIP_THRESHOLD = 0.95  # real CLIPs: re-encoded, resized or slightly cropped copies
+TOY_THRESHOLD = 0.999  # the toy CLIP: copies only (distinct toy images reach 0.998)
+
+
+def default_threshold(ref: ModelRef) -> float:
+    """The cosine at which two of the model's image embeddings count as near-duplicates (see the module text)."""
+    return TOY_THRESHOLD if ref.name == TOY_NAME else CLIP_THRESHOLD
 
 
 class StoredVectors:
