@@ -6,9 +6,13 @@ reaches it): μ is that median, σ the root mean square distance of the lower ha
 deviation fail for common concepts: when 30% of the pool shows a circle, the circles themselves inflate σ and
 their top-k stand only about 2 σ above the mean, exactly as far as the top-k of a concept absent from the pool.
 
-A concept is weak when its top-k stand barely above where the top-k of a concept-free pool of the same size
-would stand by chance (the mean of the top k/N tail of a normal distribution), or when fewer than half of them
-stand clearly above the k-th best score of such a pool (a rare concept with fewer real images than k).
+An archive is judged on the items it holds (n of them; fewer than the k asked for when the pool ran short). An item
+stands out when its z-score clears, by STANDOUT_MARGIN, the n-th best z that a pool of the same size without the
+concept would reach by chance. The archive is weak when fewer than half of its items stand out: most of what it holds
+scores no better than the best of a pool that lacks the concept (an absent concept, or a rare one with fewer real
+images than k whose stand-ins score low, or one the model scores low). An archive whose items all stand out is never
+weak, however short. Scores cannot tell a rare concept's look-alikes from the concept itself: an archive of 12 real
+crescents and 38 rings that score as high is not flagged; the precision measured on the toy world shows that case.
 """
 
 from __future__ import annotations
@@ -23,20 +27,21 @@ from pipeline.index import embedding_shards, sample_vectors
 
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 0
-# Both margins calibrated on toy worlds of 600 and 3,000 images at k = 20 and 50 (see tests/archives).
-WEAK_MARGIN = 0.25  # weak when the mean z of the top k is below a concept-free pool's plus this
-STANDOUT_MARGIN = 0.5  # an item stands out when its z is this far above the k-th best z of a concept-free pool
-MIN_STANDOUT_FRACTION = 0.5  # weak when fewer than this share of the k items stand out
+# Calibrated on toy worlds of 600 and 3,000 images, with and without context, at k = 20 and 50. The margin by which
+# an archive's median item clears the n-th best z of a concept-free pool: absent concepts -0.65 to +0.32 (+0.47 at
+# k = 50 of 600 images, the one miss), archives whose items all hold the concept +0.46 (grass, context, k = 20) to +3.4.
+STANDOUT_MARGIN = 0.4  # an item stands out when its z is this far above the n-th best z of a concept-free pool
+MIN_STANDOUT_FRACTION = 0.5  # weak when fewer than this share of the archive's items stand out
 
 
 @dataclass(frozen=True)
 class Strength:
     """One archive's strength against the pool."""
 
-    strength: float  # mean z-score of the kept top-k
-    standouts: int  # how many of the kept top-k have z >= standout_z
+    strength: float  # mean z-score of the kept items
+    standouts: int  # how many of the kept items have z >= standout_z
     standout_z: float
-    null_strength: float  # the mean z-score the top-k of a concept-free pool of this size would reach
+    null_strength: float  # the mean z-score the top n of a concept-free pool of this size would reach
     weak: bool
     reason: str  # why it is weak ('' when it is not)
     pool_mean: float  # background μ
@@ -73,16 +78,20 @@ def null_strength(k: int, pool_size: int) -> float:
     return NormalDist().pdf(null_kth(k, pool_size)) / q
 
 
-def measure_strength(scores: np.ndarray, mean: float, std: float, k: int, pool_size: int) -> Strength:
-    """Strength of an archive whose kept scores (n,), in rank order, were asked for k items out of `pool_size`."""
+def measure_strength(scores: np.ndarray, mean: float, std: float, pool_size: int) -> Strength:
+    """Strength of an archive from the scores (n,) of the items it holds, in rank order, out of `pool_size` images."""
     z = (np.asarray(scores, dtype=np.float64) - mean) / std  # (n,)
-    strength = float(z.mean()) if len(z) else 0.0
-    null = null_strength(k, pool_size)
-    threshold = null_kth(k, pool_size) + STANDOUT_MARGIN
+    n = len(z)
+    null = null_strength(n, pool_size)
+    threshold = null_kth(n, pool_size) + STANDOUT_MARGIN
     standouts = int((z >= threshold).sum())
-    reasons = []
-    if strength < null + WEAK_MARGIN:
-        reasons.append(f"mean z {strength:.2f}, a concept-free pool's top {k} would reach {null:.2f}")
-    if standouts < MIN_STANDOUT_FRACTION * k:
-        reasons.append(f"only {standouts} of {k} items stand out (z >= {threshold:.2f})")
-    return Strength(strength, standouts, threshold, null, bool(reasons), "; ".join(reasons), float(mean), float(std))
+    strength = float(z.mean()) if n else 0.0
+    reason = ""
+    if n == 0:
+        reason = "the archive holds no items"
+    elif standouts < MIN_STANDOUT_FRACTION * n:
+        reason = (
+            f"only {standouts} of its {n} items score clearly above what a pool without the concept would reach "
+            f"(z >= {threshold:.2f}): the concept looks absent or rare in the pool, or the model scores it low"
+        )
+    return Strength(strength, standouts, threshold, null, bool(reason), reason, float(mean), float(std))
