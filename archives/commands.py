@@ -95,6 +95,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     for r in results:
         print(f"{r.concept:<20} {r.items:>5} {r.duplicates_removed:>5} {r.strength:>8.2f} {r.standouts:>9}  {r.weak}")
     for r in results:
+        if r.short_reason:
+            print(f"note: archive {r.concept!r} holds {r.short_reason}", file=sys.stderr)
         if r.weak:
             print(f"warning: archive {r.concept!r} is weak: {r.reason}", file=sys.stderr)
     print(f"wrote {len(results)} archives to {run_dir(args.root, loaded.ref.model_id, run)}")
@@ -160,7 +162,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--images", action=argparse.BooleanOptionalAction, default=True, help="copy the images into images.tar"
     )
     archive.add_argument("--pool", default=None, help="pool folder to copy images from (default: ROOT/pool)")
-    archive.add_argument("--dedup-threshold", type=float, default=0.95, help="cosine at which an item is a duplicate")
+    archive.add_argument(
+        "--dedup-threshold",
+        type=float,
+        default=None,
+        help="cosine at which an item is a near-duplicate of a kept one (default: 0.999 for the toy model, which "
+        "packs distinct images closer than real CLIPs do, 0.95 for others)",
+    )
     archive.add_argument(
         "--templates", default=None, help="template set: reco, zegclip, car or toy (default: toy for the toy model)"
     )

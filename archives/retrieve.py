@@ -1,4 +1,5 @@
-"""Batch retrieval: every registry concept searched at once, deduplicated, scored for strength, written as archives."""
+"""Batch retrieval: every registry concept searched at once, deduplicated (searching further for short archives),
+scored for strength, written as archives."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from archives.archive import IMAGES, ITEMS, ITEMS_SCHEMA, QUERY, image_member, images_tar_bytes
-from archives.dedup import StoredVectors, greedy_dedup
+from archives.dedup import StoredVectors, default_threshold
+from archives.fetch import GROWTH, MAX_FETCH, OVERFETCH, fetch_distinct
 from archives.prompts import concept_embeddings, templates
 from archives.registry import Concept
 from archives.strength import background_stats, measure_strength, pool_sample
@@ -22,7 +24,6 @@ from pipeline.query import Hit, search
 from pipeline.shard_reader import read_shard
 
 SUMMARY = "archives.json"
-OVERFETCH = 4  # hits fetched per wanted item, so that near-duplicates can be dropped
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ArchiveResult:
     standouts: int
     weak: bool
     reason: str
+    short_reason: str = ""  # why the archive holds fewer than k items ('' when it holds k)
 
 
 def run_dir(root: Path | str, model_id: str, run: str) -> Path:
@@ -52,12 +54,15 @@ def build_archives(
     template_set: str,
     version: str = "v1",
     k: int = 50,
-    dedup_threshold: float = 0.95,
+    dedup_threshold: float | None = None,
     pool: Path | str | None = None,
     images: bool = True,
     progress: bool = False,
 ) -> list[ArchiveResult]:
-    """Write one archive per concept under archives/{model_id}/{run}/ and the run's archives.json (last)."""
+    """Write one archive per concept under archives/{model_id}/{run}/ and the run's archives.json (last).
+
+    `dedup_threshold` defaults to the model's (archives.dedup.default_threshold).
+    """
     root = Path(root)
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
@@ -78,20 +83,24 @@ def build_archives(
         raise FileNotFoundError(f"pool folder not found: {pool} (give --pool, or --no-images)")
     templates(template_set)  # fail early on an unknown set
 
+    if dedup_threshold is None:
+        dedup_threshold = default_threshold(loaded.ref)
     queries = concept_embeddings(loaded, concepts, template_set)  # (C, d) float32
-    fetch = min(int(info["count"]), OVERFETCH * k)
-    hits = search(index_dir, embeddings, queries, fetch)  # one batched search for all concepts
+    count = int(info["count"])
     stored = StoredVectors(embeddings)
+
+    def batched_search(rows: np.ndarray, want: int) -> list[list[Hit]]:
+        return search(index_dir, embeddings, rows, want)  # one batched search for all the concepts given
+
+    fetched = fetch_distinct(batched_search, stored.get, queries, k, dedup_threshold, count)
     mean, std = background_stats(pool_sample(embeddings), queries)  # (C,), (C,)
 
     out = run_dir(root, model_id, run)
     (out / SUMMARY).unlink(missing_ok=True)  # no done marker while the run is being (re)written
     kept_hits, results = [], []
-    for c, concept in enumerate(concepts):
-        vectors = stored.get([h.id for h in hits[c]])  # (n, d) float32
-        positions, dropped = greedy_dedup(vectors, dedup_threshold, k)
-        kept = [Hit(r + 1, h.id, h.score, h.key, h.url, h.caption) for r, h in enumerate(hits[c][i] for i in positions)]
-        power = measure_strength(np.array([h.score for h in kept]), mean[c], std[c], k, int(info["count"]))
+    for c, (concept, found) in enumerate(zip(concepts, fetched, strict=True)):
+        kept, dropped = found.hits, found.duplicates_removed
+        power = measure_strength(np.array([h.score for h in kept]), mean[c], std[c], count)
         query = {
             "concept": concept.name,
             "context": concept.context,
@@ -102,9 +111,13 @@ def build_archives(
             "model_id": model_id,
             "index": {"version": version, "factory": info["factory"], "nprobe": info["nprobe"]},
             "k": k,
-            "fetched": fetch,
+            "items": len(kept),
+            "candidates_searched": found.candidates,
+            "searches": found.searches,
+            "fetch": {"first": OVERFETCH, "growth": GROWTH, "cap": MAX_FETCH},  # candidates per wanted item
             "dedup_threshold": dedup_threshold,
             "duplicates_removed": dropped,
+            "short_reason": found.short_reason,
             "strength": round(power.strength, 6),
             "standouts": power.standouts,
             "standout_z": round(power.standout_z, 6),
@@ -127,6 +140,7 @@ def build_archives(
                 power.standouts,
                 power.weak,
                 power.reason,
+                found.short_reason,
             )
         )
     if images:
@@ -200,6 +214,7 @@ def _write_summary(
                 query["standouts"],
                 query["weak"],
                 query.get("weak_reason", ""),
+                query.get("short_reason", ""),
             )
         )
     summary = {

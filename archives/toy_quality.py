@@ -1,4 +1,4 @@
-"""Archive precision@k on a toy pool, from its toy_truth/*.parquet (which things and stuff each image holds)."""
+"""Archive precision on a toy pool, from its toy_truth/*.parquet (which things and stuff each image holds)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ def load_truth(truth_dir: Path | str) -> dict[str, set[str]]:
 
 
 def archive_precision(run_dir: Path | str, truth_dir: Path | str) -> list[dict]:
-    """Per archive: precision@k (k = items kept), how many pool images hold the concept, and whether it is rare.
+    """Per archive: precision (the share of the items it holds that show the concept), pool positives, rarity.
 
-    A concept is rare when the pool holds fewer images of it than the archive's k, so precision@k cannot reach 1;
+    Precision is judged on what the archive holds, hits / items, also when it holds fewer than the k asked for.
+    A concept is rare when the pool holds fewer images of it than the archive's k, so precision cannot reach 1;
     `capped` is then the share of those images found: hits / min(k, positives).
     """
     truth = load_truth(truth_dir)
@@ -43,7 +44,7 @@ def archive_precision(run_dir: Path | str, truth_dir: Path | str) -> list[dict]:
                 "k": k,
                 "items": len(keys),
                 "hits": hits,
-                "precision": hits / k,
+                "precision": hits / len(keys) if keys else 0.0,
                 "positives": positives,
                 "capped": hits / min(k, positives) if positives else None,
                 "rare": positives < k,
@@ -57,14 +58,17 @@ def archive_precision(run_dir: Path | str, truth_dir: Path | str) -> list[dict]:
 
 def precision_table(rows: list[dict]) -> str:
     """Common concepts first, then rare and absent ones apart, as a markdown table."""
-    header = "| concept | k | precision@k | pool positives | found / min(k, positives) | strength | standouts | weak |"
-    lines = [header, "|" + "---|" * 8]
+    header = (
+        "| concept | k | items | precision | pool positives | found / min(k, positives) | strength | standouts | weak |"
+    )
+    lines = [header, "|" + "---|" * 9]
     for group in (False, True):
         for r in (r for r in rows if r["rare"] == group):
             capped = "-" if r["capped"] is None else f"{r['capped']:.2f}"
             lines.append(
-                f"| {r['concept']}{' (rare)' if group else ''} | {r['k']} | {r['precision']:.2f} | {r['positives']} "
-                f"| {capped} | {r['strength']:.2f} | {r['standouts']} | {'yes' if r['weak'] else 'no'} |"
+                f"| {r['concept']}{' (rare)' if group else ''} | {r['k']} | {r['items']} | {r['precision']:.2f} "
+                f"| {r['positives']} | {capped} | {r['strength']:.2f} | {r['standouts']} "
+                f"| {'yes' if r['weak'] else 'no'} |"
             )
     return "\n".join(lines)
 
