@@ -43,8 +43,12 @@ def official() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def ours(official, tmp_path_factory) -> dict[str, np.ndarray]:
-    work = tmp_path_factory.mktemp("zegclip-parity")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("zegclip-parity")
+
+
+@pytest.fixture(scope="module")
+def ours(official, work) -> dict[str, np.ndarray]:
     shapes = {k: tuple(int(d) for d in s.split(",")) for k, s in zip(official["keys"], official["shapes"], strict=True)}
     checkpoint = work / "iter_official.pth"  # what mmcv's save_checkpoint writes for the official model
     state = {k: v.float() for k, v in inp.seeded_state(shapes).items()}
@@ -86,3 +90,13 @@ def test_window_smaller_than_the_crop_differs_as_documented(official, ours) -> N
     diff = np.abs(ours["small_scores"] - official["small_scores"]).max()
     assert 1e-5 < diff < 1e-2, diff  # measured 1.8e-4
     assert (ours["small_labels"] == official["small_labels"]).mean() > 0.99  # measured 0.9996
+
+
+def test_concepts_added_to_an_imported_checkpoint_use_the_official_template(work, ours) -> None:
+    from segment.zegclip.segmenter import ZegCLIPSegmenter
+    from segment.zegclip.vocabulary import embed_texts
+
+    seg = ZegCLIPSegmenter(checkpoint=work / "imported", concepts=["cat"], device="cpu")
+    official_template = embed_texts(seg.clip, ["cat"], ("a photo of a {}",))
+    assert torch.equal(seg.vocabulary.embeddings(["cat"]), official_template)
+    assert not torch.equal(official_template, embed_texts(seg.clip, ["cat"], ("a photo of a {}.",)))
