@@ -172,6 +172,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--out", required=True, help="checkpoint folder to write")
     imp.add_argument("--classes", required=True, help="comma-separated class names in the checkpoint's order")
     imp.add_argument("--seen", default=None, help="comma-separated seen classes (inductive bias); none: transductive")
-    imp.add_argument("--model", default="ViT-B-16", help="open_clip architecture the backbone weights fill")
+    imp.add_argument(
+        "--model",
+        default="ViT-B-16",
+        help="open_clip architecture the backbone weights fill (run with QuickGELU, OpenAI's activation, whatever "
+        "its config says; pixels normalised and classes embedded as the official code does)",
+    )
     imp.add_argument("--prompts", type=int, default=None, help="prompt tokens (default: read from the checkpoint)")
     imp.set_defaults(func=cmd_import_official)
