@@ -32,6 +32,7 @@ def cmd_cosegment(args: argparse.Namespace) -> int:
         ce=not args.no_ce,
         concepts=_csv(args.concepts) if args.concepts else None,
         k=args.k,
+        seed_rule=args.seed_rule,
         progress=not args.quiet,
     )
     model_id = loaded.ref.model_id
@@ -217,6 +218,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     co.add_argument("--no-ce", action="store_true", help="no context elimination")
     co.add_argument("--concepts", default=None, help="comma-separated concepts (default: every archive of the run)")
     co.add_argument("--k", type=int, default=None, help="use only the top k images of each archive")
+    co.add_argument(
+        "--seed-rule",
+        default="paper",
+        choices=["paper", "official"],
+        help="paper: a pixel's seed score averages its best match in every other archive image; official: as "
+        "NoelShin/reco computes it (own image included, images j..2j), for identical banks",
+    )
     co.add_argument("--pool", default=None, help="pool folder for archives without images.tar (default ROOT/pool)")
     co.add_argument("--out", default=None, help="bank folder (default ROOT/banks/MODEL_ID/RUN)")
     co.add_argument("--device", default=None, help="torch device (default: cuda if available)")

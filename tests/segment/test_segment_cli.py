@@ -137,3 +137,12 @@ def test_cosegment_defaults_to_the_penultimate_clip_tokens(archive_root: Path, t
     bank = SegmentBank.load(out)
     assert bank.encoder == "clip-penultimate:toy" and bank.dim == 128 and bank.params["lgc"]
     assert bank.params["saliency"] == "clip:toy"  # LGC saliency still comes from the MaskCLIP value path
+
+
+def test_cosegment_seed_rule_reaches_the_bank(archive_root: Path, tmp_path: Path) -> None:
+    base = ["--quiet", "cosegment", "--root", str(archive_root), "--run", "r1", "--concepts", "sky,circle"]
+    assert main([*base, "--out", str(tmp_path / "paper")]) == 0
+    assert main([*base, "--out", str(tmp_path / "official"), "--seed-rule", "official"]) == 0
+    paper, official = SegmentBank.load(tmp_path / "paper"), SegmentBank.load(tmp_path / "official")
+    assert paper.params["seed_rule"] == "paper" and official.params["seed_rule"] == "official"
+    assert not torch.equal(paper.references, official.references)  # the rule changes which pixels seed
