@@ -111,6 +111,19 @@ def toy_checkpoint(source: Path | None = None) -> Path:
     return target
 
 
+def needs_quick_gelu(name: str, pretrained: str | None) -> bool:
+    """Whether a pretrained tag was trained with QuickGELU that `name`'s config lacks (OpenAI's ViT-B-16:openai).
+
+    open_clip only warns about the mismatch and builds GELU, which changes every feature; the tag's own record wins.
+    """
+    import open_clip
+
+    if not pretrained or name.startswith(("local-dir:", "hf-hub:")):
+        return False
+    tag_quick = bool(open_clip.get_pretrained_cfg(name, pretrained).get("quick_gelu", False))
+    return tag_quick and not (open_clip.get_model_config(name) or {}).get("quick_gelu", False)
+
+
 def load_model(ref: ModelRef | str, device: str | torch.device | None = None) -> LoadedModel:
     """Load `ref` through open_clip (offline for the toy model and local checkpoints), in eval mode."""
     import open_clip
@@ -126,7 +139,9 @@ def load_model(ref: ModelRef | str, device: str | torch.device | None = None) ->
             raise FileNotFoundError(f"checkpoint not found: {pretrained}")
     if not name.startswith(("local-dir:", "hf-hub:")) and name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip architecture {name!r}; see open_clip.list_models()")
-    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        name, pretrained=pretrained, device=device, force_quick_gelu=needs_quick_gelu(name, pretrained)
+    )
     model.eval()
     tokenizer = open_clip.get_tokenizer(name)
     return LoadedModel(ref, model, preprocess, tokenizer, device)

@@ -85,3 +85,12 @@ def test_the_env_variable_comes_after_the_option(tmp_path: Path, monkeypatch) ->
     monkeypatch.delenv("COARCHIVE_MODEL")
     with pytest.raises(ValueError, match="none found"):
         resolve_model(None, tmp_path, "embeddings", "*.parquet")
+
+
+def test_openai_tags_get_the_quick_gelu_they_were_trained_with() -> None:
+    from pipeline.models import needs_quick_gelu
+
+    assert needs_quick_gelu("ViT-B-16", "openai")  # open_clip's ViT-B-16 config says GELU; the weights need QuickGELU
+    assert not needs_quick_gelu("ViT-B-16-quickgelu", "openai")  # the config already has it
+    assert not needs_quick_gelu("ViT-B-16", "laion2b_s34b_b88k")  # trained with GELU
+    assert not needs_quick_gelu("ViT-B-16", None) and not needs_quick_gelu("ViT-B-16", "/models/vit_b16.pt")
