@@ -46,22 +46,30 @@ def region_boxes(mask: np.ndarray) -> list[Box]:
     return boxes
 
 
-def box_mask(cam: torch.Tensor, threshold: float) -> torch.Tensor:
-    """(h, w) bool: the union of the boxes around the regions where `cam` exceeds `threshold` times its maximum."""
-    cam_np = cam.detach().cpu().double().numpy()
-    peak = float(cam_np.max())
+def box_mask(cam: torch.Tensor, threshold: float, style: str = "paper") -> torch.Tensor:
+    """(h, w) bool: the union of the boxes around the regions where `cam` exceeds `threshold` times its maximum.
+
+    As in the official code the comparison is on the map quantised to 8 bits: floor(255 cam) > int(threshold *
+    floor(255 max)). Boxes include their last row and column; with `style` "official" a box that reaches the bottom
+    or right edge loses that row or column (the official slice ends at min(end, size - 1)).
+    """
+    quantised = np.floor(cam.detach().cpu().float().numpy() * np.float32(255)).clip(0, 255)  # float32, as official
+    peak = float(quantised.max())
     out = torch.zeros(cam.shape, dtype=torch.bool)
     if peak <= 0:
         return out
-    for top, left, bottom, right in region_boxes(cam_np > threshold * peak):
-        out[top : bottom + 1, left : right + 1] = True
+    h, w = cam.shape
+    last = (h - 1, w - 1) if style == "official" else (h, w)
+    for top, left, bottom, right in region_boxes(quantised > int(threshold * peak)):
+        out[top : min(bottom + 1, last[0]), left : min(right + 1, last[1])] = True
     return out
 
 
-def refine_cams(cams: torch.Tensor, affinity: torch.Tensor, threshold: float) -> torch.Tensor:
-    """CAMs (Q, h, w) propagated by the affinity (N, N) from inside their boxes only, then min-max normalised."""
+def refine_cams(cams: torch.Tensor, affinity: torch.Tensor, threshold: float, style: str = "paper") -> torch.Tensor:
+    """CAMs (Q, h, w) propagated by the affinity (N, N) from inside their boxes only (see box_mask), then min-max
+    normalised."""
     q, h, w = cams.shape
-    boxes = torch.stack([box_mask(c, threshold) for c in cams]).to(cams.device)  # (Q, h, w)
+    boxes = torch.stack([box_mask(c, threshold, style) for c in cams]).to(cams.device)  # (Q, h, w)
     masked = (cams * boxes).reshape(q, h * w)  # (Q, N)
     refined = (affinity.to(device=cams.device, dtype=cams.dtype) @ masked.T).T  # (Q, N)
     return normalise_maps(refined.reshape(q, h, w))

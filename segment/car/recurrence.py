@@ -42,12 +42,14 @@ def recur(
     classify: Callable[[list[int], P], Sequence[float]],
     confidence: float,
     max_iterations: int = 10,
+    min_iterations: int = 1,
 ) -> Recurrence[P]:
     """Run CaR's loop from all `num_queries` queries.
 
     propose(queries) returns the proposals of those queries; classify(queries, proposals) returns each query's own
-    score. The loop stops when an iteration keeps every query it proposed for; after `max_iterations` iterations it
-    proposes once more for the last kept set (so the proposals always belong to the returned queries) and stops.
+    score. The loop stops when an iteration (at least the `min_iterations`-th; the official loop runs two) keeps every
+    query it proposed for; after `max_iterations` iterations it proposes once more for the last kept set (so the
+    proposals always belong to the returned queries) and stops.
     """
     if num_queries < 1:
         raise ValueError(f"CaR needs at least one query, got {num_queries}")
@@ -62,7 +64,7 @@ def recur(
             raise ValueError(f"classify returned {len(scores)} scores for {len(active)} queries")
         kept = keep_confident(active, scores, confidence)
         steps.append(Step(active, scores, kept))
-        if kept == active:
+        if kept == active and len(steps) >= min_iterations:
             return Recurrence(active, proposals, steps, "stable")
         active = kept
     return Recurrence(active, propose(active), steps, "cap")

@@ -107,6 +107,7 @@ class CaRSegmenter(Segmenter):
             background_queries if background_queries is not None else (() if toy else CAR_BACKGROUND)
         )
         self.cam_text = TemplateBank(self.clip, cam_templates)
+        self.name_text = TemplateBank(self.clip, ("{}",))  # the bare names (first_stage_names)
         s = self.settings
         self.cam_scale = _scale(s.logit_scale, self.clip)
         self.classifier = MaskClassifier(
@@ -154,14 +155,17 @@ class CaRSegmenter(Segmenter):
             return torch.zeros(0, int(self.clip.embed_dim))
         return self.cam_text.ensembled(names)
 
-    def propose(self, ctx: ImageContext, queries: Sequence[str]) -> torch.Tensor:
+    def cams(self, ctx: ImageContext, queries: Sequence[str], names: bool = False) -> torch.Tensor:
+        """Normalised raw gradCAMs (Q, gh, gw) of `queries` (embedded as bare names if `names`, else with the CAM
+        templates)."""
+        text = (self.name_text if names else self.cam_text).ensembled(queries)
+        background = self.background_text(queries)
+        return query_cams(self.clip.model.visual, ctx.state, text, background, self.cam_scale, self.settings.cam_style)
+
+    def propose(self, ctx: ImageContext, queries: Sequence[str], names: bool = False) -> torch.Tensor:
         """Refined CAMs (Q, H, W) in [0, 1] of all `queries` at once, at the image's size."""
         s = self.settings
-        visual = self.clip.model.visual
-        cams = query_cams(
-            visual, ctx.state, self.cam_text.ensembled(queries), self.background_text(queries), self.cam_scale
-        )
-        refined = refine_cams(cams, ctx.affinity, s.box_threshold)  # (Q, gh, gw)
+        refined = refine_cams(self.cams(ctx, queries, names), ctx.affinity, s.box_threshold, s.cam_style)  # (Q, gh, gw)
         return upsample(refined, ctx.image.shape[:2])
 
     def prompted(self, ctx: ImageContext, proposals: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
@@ -197,15 +201,18 @@ class CaRSegmenter(Segmenter):
     def run(self, image: np.ndarray, queries: Sequence[str]) -> Recurrence[torch.Tensor]:
         """CaR's recurrence on one image: the final queries (indices into `queries`), their proposals, the steps."""
         ctx = self.context(image)
+        s = self.settings
+        calls = []
 
         def propose(active: list[int]) -> torch.Tensor:
-            return self.propose(ctx, [queries[i] for i in active])
+            calls.append(active)
+            return self.propose(ctx, [queries[i] for i in active], names=s.first_stage_names and len(calls) == 1)
 
         def classify(active: list[int], proposals: torch.Tensor) -> list[float]:
             return self.score(ctx, [queries[i] for i in active], proposals).diagonal().tolist()
 
-        s = self.settings
-        return recur(len(queries), propose, classify, s.confidence_threshold, s.max_iterations)
+        minimum = 2 if s.first_stage_names else 1
+        return recur(len(queries), propose, classify, s.confidence_threshold, s.max_iterations, minimum)
 
     # --- output ---------------------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from segment.car.classifier import LAYERS
+from segment.car.gradcam import check_cam_style
 from segment.car.visual_prompts import BLUR_SIGMA, check_prompts
 
 # The background queries of CaR's CAM softmax (they compete with the concepts but are never output).
@@ -34,6 +35,10 @@ class CarSettings:
     bank_weight: float = 1.0  # bank evidence counts as this many times all the text templates together
     bank_temperature: float = 100.0
     sam_iou: float = 0.9
+    cam_style: str = "paper"  # "official": the official code's CAM layer and pooling (segment/car/gradcam.py)
+    # the official loop: the first iteration's CAM embeds the bare concept names (later ones the CAM templates), and
+    # at least two iterations run
+    first_stage_names: bool = False
 
     def __post_init__(self) -> None:
         for name in ("mask_threshold", "confidence_threshold", "box_threshold", "sam_iou"):
@@ -51,6 +56,9 @@ class CarSettings:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if float(self.bank_weight) < 0:
             raise ValueError(f"bank_weight must be non-negative, got {self.bank_weight!r}")
+        check_cam_style(self.cam_style)
+        if not isinstance(self.first_stage_names, bool):
+            raise ValueError(f"first_stage_names must be True or False, got {self.first_stage_names!r}")
         if self.classifier_layer not in LAYERS:
             raise ValueError(f"unknown classifier_layer {self.classifier_layer!r}; choose from {', '.join(LAYERS)}")
 
