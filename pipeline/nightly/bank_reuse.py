@@ -8,7 +8,6 @@ concepts are rebuilt together with all context concepts, in the full build's ord
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ def concept_fingerprint(archive: Archive, options: BanksConfig) -> str:
         items.column("id").to_pylist(),
         items.column("key").to_pylist(),
         {k: archive.query.get(k) for k in QUERY_FIELDS},
-        asdict(options),
+        options.model_dump(),
     )
 
 

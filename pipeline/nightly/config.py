@@ -1,19 +1,22 @@
-"""The nightly run's config file (YAML): sections per stage, strict keys and types, paths resolved and checked."""
+"""The nightly run's config file (YAML): a section per stage, strict keys and types (pydantic), paths checked."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-@dataclass(frozen=True)
-class IngestConfig:
+class _Section(BaseModel):
+    """A config section: unknown keys and wrong types are errors (no coercion: '3' is not an int), values frozen."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class IngestConfig(_Section):
     """Where new URL lists arrive (a glob under the root) and how img2dataset downloads them."""
 
     urls: str
@@ -27,16 +30,14 @@ class IngestConfig:
     timeout: int = 10
 
 
-@dataclass(frozen=True)
-class EmbedConfig:
+class EmbedConfig(_Section):
     """Embedding of new pool shards."""
 
     batch_size: int = 256
     decode_threads: int = 2
 
 
-@dataclass(frozen=True)
-class IndexConfig:
+class IndexConfig(_Section):
     """The incremental FAISS index: version folder, memory budget, tuned recall and the drift threshold."""
 
     version: str = "v1"
@@ -45,8 +46,7 @@ class IndexConfig:
     max_imbalance: float = 3.0
 
 
-@dataclass(frozen=True)
-class ArchivesConfig:
+class ArchivesConfig(_Section):
     """Per-concept archives refreshed for the concept registry."""
 
     registry: str = "concepts.yaml"
@@ -56,8 +56,7 @@ class ArchivesConfig:
     images: bool = True
 
 
-@dataclass(frozen=True)
-class BanksConfig:
+class BanksConfig(_Section):
     """Co-segmentation of the archives into the run's segment bank."""
 
     encoder: str = "clip-penultimate"
@@ -66,8 +65,7 @@ class BanksConfig:
     k: int | None = None
 
 
-@dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(_Section):
     """The benchmark the run's bank is measured on."""
 
     dataset: str
@@ -80,31 +78,29 @@ class EvaluateConfig:
     concepts: list[str] | None = None
 
 
-@dataclass(frozen=True)
-class ExecutorConfig:
+class ExecutorConfig(_Section):
     """Where embed and index tasks run: in process, a Dask LocalCluster, or a Dask scheduler's cluster."""
 
-    kind: str = "local"
+    kind: Literal["local", "dask"] = "local"
     scheduler: str | None = None
     workers: int = 2
 
 
-@dataclass(frozen=True)
-class NightlyConfig:
+class NightlyConfig(_Section):
     """One nightly run's settings; `root` is absolute, every other path in it is relative to `root`."""
 
     root: str
-    model: str = "toy"
+    model: str  # no default: a pool is never embedded by the toy CLIP unless the config says so
     device: str | None = None
     pool: str = "pool"
     retries: int = 2
     ingest: IngestConfig | None = None
-    embed: EmbedConfig = field(default_factory=EmbedConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    archives: ArchivesConfig = field(default_factory=ArchivesConfig)
-    banks: BanksConfig = field(default_factory=BanksConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    archives: ArchivesConfig = Field(default_factory=ArchivesConfig)
+    banks: BanksConfig = Field(default_factory=BanksConfig)
     evaluate: EvaluateConfig | None = None
-    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     source: str | None = None  # the config file it was read from
 
     def path(self, relative: str) -> Path:
@@ -113,58 +109,33 @@ class NightlyConfig:
 
     def to_dict(self) -> dict:
         """The config as plain data, for the manifest."""
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
+def _keys_of(path: list[str]) -> list[str]:
+    """The keys the section at `path` (e.g. ['archives']) takes."""
+    section: type[BaseModel] = NightlyConfig
+    for name in path:
+        hint = section.model_fields[name].annotation
+        section = next(a for a in (hint, *typing.get_args(hint)) if isinstance(a, type) and issubclass(a, BaseModel))
+    return sorted(n for n in section.model_fields if n != "source")
 
 
-def _section(cls: type, data: Any, where: str, source: str) -> Any:
-    """Build dataclass `cls` from a mapping, with a one-line ValueError for unknown keys or wrong types."""
-    label = where or "the top level"
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: {label} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ValueError(f"{source}: unknown key {key!r}; {label} takes {', '.join(sorted(fields))}")
-    values = {}
-    for name, value in data.items():
-        hint, key = hints[name], f"{where}.{name}" if where else name
-        section = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), None)
-        section = hint if dataclasses.is_dataclass(hint) else section
-        if section is not None and value is not None:
-            values[name] = _section(section, value, key, source)
-        elif not _type_ok(value, hint):
-            raise ValueError(f"{source}: {key} must be {_describe(hint)}, got {value!r}")
-        else:
-            values[name] = value
-    missing = [
-        n for n, f in fields.items() if n not in values and f.default is f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        key = f"{where}.{missing[0]}" if where else missing[0]
-        raise ValueError(f"{source}: missing key {key!r}")
-    return cls(**values)
-
-
-def _describe(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("NoneType", "null").replace("<class '", "").replace("'>", "")
+def _one_line(error: ValidationError, source: str) -> str:
+    """The first problem pydantic found, as one line naming the key the way the YAML file spells it."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"] if isinstance(part, str)]
+    key = ".".join(loc)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        section = ".".join(loc[:-1]) or "the top level"
+        return f"{source}: unknown key {key!r}; {section} takes {', '.join(_keys_of(loc[:-1]))}"
+    if kind == "missing":
+        return f"{source}: missing key {key!r}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{source}: {key or 'the top level'} must be a mapping, got {type(first['input']).__name__}"
+    wanted = first["msg"].removeprefix("Input should be ")
+    return f"{source}: {key} must be {wanted}, got {first['input']!r}"
 
 
 def _check(config: NightlyConfig, source: str) -> None:
@@ -180,8 +151,6 @@ def _check(config: NightlyConfig, source: str) -> None:
     ):
         if value < (0 if key == "retries" else 1):
             raise ValueError(f"{source}: {key} must be positive, got {value}")
-    if config.executor.kind not in ("local", "dask"):
-        raise ValueError(f"{source}: executor.kind must be 'local' or 'dask', got {config.executor.kind!r}")
     if not 0 < config.index.target_recall <= 1:
         raise ValueError(f"{source}: index.target_recall must be in (0, 1], got {config.index.target_recall}")
     registry = config.path(config.archives.registry)
@@ -212,6 +181,9 @@ def load_config(path: Path | str, root: Path | str | None = None) -> NightlyConf
     if not isinstance(data["root"], str):
         raise ValueError(f"{path}: root must be a path, got {data['root']!r}")
     data["root"] = str((path.parent / Path(data["root"]).expanduser()).resolve())  # relative to the file
-    config = dataclasses.replace(_section(NightlyConfig, data, "", str(path)), source=str(path.resolve()))
+    try:
+        config = NightlyConfig.model_validate({**data, "source": str(path.resolve())})
+    except ValidationError as error:
+        raise ValueError(_one_line(error, str(path))) from None
     _check(config, str(path))
     return config

@@ -84,7 +84,7 @@ def run_one_stage(ctx: RunContext, name: str, echo: Callable[[str], None] = prin
 def _section(config: NightlyConfig, stage: str) -> dict | None:
     """The config section of a stage (sections are named after stages), or None."""
     value = getattr(config, stage, None)
-    return asdict(value) if value is not None else None
+    return value.model_dump() if value is not None else None
 
 
 def run_nightly(

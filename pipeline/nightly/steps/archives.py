@@ -3,8 +3,6 @@ index, the registry and the options are all unchanged."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from pipeline.nightly.state import file_digest, fingerprint, relative
 from pipeline.nightly.steps.base import RunContext, StageResult
 from pipeline.nightly.steps.index import index_dir
@@ -17,7 +15,11 @@ def stage_fingerprint(ctx: RunContext) -> str:
     if not index_json.is_file():
         raise FileNotFoundError(f"no index at {index_dir(ctx)}; the index stage has not finished")
     return fingerprint(
-        file_digest(index_json), file_digest(registry), ctx.config.model, ctx.config.pool, asdict(ctx.config.archives)
+        file_digest(index_json),
+        file_digest(registry),
+        ctx.config.model,
+        ctx.config.pool,
+        ctx.config.archives.model_dump(),
     )
 
 

@@ -3,8 +3,6 @@ changed since the baseline run; the baseline's bank itself when none did."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from pipeline.nightly.state import file_digest, fingerprint, relative
 from pipeline.nightly.steps.base import RunContext, StageResult
 
@@ -14,7 +12,9 @@ TENSORS = "bank.safetensors"
 def stage_fingerprint(ctx: RunContext) -> str:
     """The archives stage's fingerprint and output, the baseline, and the bank options."""
     archives = ctx.marker("archives") or {}
-    return fingerprint(archives.get("fingerprint"), archives.get("outputs"), ctx.baseline, asdict(ctx.config.banks))
+    return fingerprint(
+        archives.get("fingerprint"), archives.get("outputs"), ctx.baseline, ctx.config.banks.model_dump()
+    )
 
 
 def run(ctx: RunContext) -> StageResult:

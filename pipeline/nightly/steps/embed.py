@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.embed import EmbedStage, EmbedTask
@@ -33,7 +33,7 @@ def embedded_shards(stage: EmbedStage) -> list[str]:
 
 def stage_fingerprint(ctx: RunContext) -> str:
     """The complete pool shards, the model and the embed options."""
-    return fingerprint(arrived_shards(ctx.pool), ctx.config.model, asdict(ctx.config.embed))
+    return fingerprint(arrived_shards(ctx.pool), ctx.config.model, ctx.config.embed.model_dump())
 
 
 def run(ctx: RunContext) -> StageResult:

@@ -3,8 +3,6 @@ the bank and the benchmark settings are unchanged."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from pipeline.nightly.state import fingerprint, relative
 from pipeline.nightly.steps.base import RunContext, StageResult
 
@@ -13,7 +11,7 @@ def stage_fingerprint(ctx: RunContext) -> str:
     """The bank's tensors and concepts, the model and the benchmark settings."""
     banks = (ctx.marker("banks") or {}).get("outputs", {})
     cfg = ctx.config.evaluate
-    return fingerprint(banks.get("tensors"), banks.get("concepts"), ctx.config.model, cfg and asdict(cfg))
+    return fingerprint(banks.get("tensors"), banks.get("concepts"), ctx.config.model, cfg and cfg.model_dump())
 
 
 def run(ctx: RunContext) -> StageResult:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import filecmp
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.nightly.state import fingerprint, read_json, relative, write_json
@@ -36,7 +35,7 @@ def stage_fingerprint(ctx: RunContext) -> str:
     """The finished embedding shards and the index options."""
     from pipeline.index import embedding_shards
 
-    return fingerprint(embedding_shards(embedding_dir(ctx)), ctx.config.model, asdict(ctx.config.index))
+    return fingerprint(embedding_shards(embedding_dir(ctx)), ctx.config.model, ctx.config.index.model_dump())
 
 
 def canary_queries(ctx: RunContext):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from tqdm import tqdm
 
 from pipeline.nightly.state import fingerprint
@@ -17,7 +15,7 @@ def stage_fingerprint(ctx: RunContext) -> str:
     if cfg is None:
         return fingerprint("not configured")
     lists = find_lists(ctx.root, cfg.urls)
-    return fingerprint([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in lists], asdict(cfg))
+    return fingerprint([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in lists], cfg.model_dump())
 
 
 def run(ctx: RunContext) -> StageResult:

@@ -39,15 +39,21 @@ def test_example_config_loads_and_help_names_config(root: Path, capsys: pytest.C
         ("root: .\narchives: {k: [1\n", "not valid YAML (line 3)"),
         ("- a list\n", "expected a mapping"),
         ("archives: {k: 3}\n", "missing key 'root'"),
-        ("root: .\nembed: {bach_size: 3}\n", "unknown key 'embed.bach_size'"),
-        ("root: .\nfoo: 1\n", "unknown key 'foo'"),
-        ("root: .\narchives: {k: many}\n", "archives.k must be int"),
-        ("root: .\narchives: 3\n", "archives must be a mapping"),
-        ("root: .\nevaluate: {data_root: benchmark}\n", "missing key 'evaluate.dataset'"),
-        ("root: ./nowhere\n", "data root not found"),
-        ("root: .\narchives: {registry: none.yaml}\n", "concept registry not found"),
-        ("root: .\nevaluate: {dataset: toy, data_root: nope}\n", "benchmark folder not found"),
-        ("root: .\nexecutor: {kind: spark}\n", "executor.kind must be 'local' or 'dask'"),
+        (
+            "root: .\nmodel: toy\nembed: {bach_size: 3}\n",
+            "unknown key 'embed.bach_size'; embed takes batch_size, decode_threads",
+        ),
+        ("root: .\nmodel: toy\nfoo: 1\n", "unknown key 'foo'"),
+        ("root: .\nmodel: toy\narchives: {k: many}\n", "archives.k must be a valid integer, got 'many'"),
+        ("root: .\nmodel: toy\narchives: 3\n", "archives must be a mapping"),
+        ("root: .\nmodel: toy\nevaluate: {data_root: benchmark}\n", "missing key 'evaluate.dataset'"),
+        ("root: ./nowhere\nmodel: toy\n", "data root not found"),
+        ("root: .\nmodel: toy\narchives: {registry: none.yaml}\n", "concept registry not found"),
+        ("root: .\nmodel: toy\nevaluate: {dataset: toy, data_root: nope}\n", "benchmark folder not found"),
+        ("root: .\nmodel: toy\nexecutor: {kind: spark}\n", "executor.kind must be 'local' or 'dask', got 'spark'"),
+        ("root: .\n", "missing key 'model'"),  # no silent toy model
+        ("root: .\nmodel: toy\nembed: {batch_size: '3'}\n", "embed.batch_size must be a valid integer, got '3'"),
+        ("root: .\nmodel: toy\narchives: {images: 1}\n", "archives.images must be a valid boolean, got 1"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(
@@ -62,13 +68,13 @@ def test_bad_config_is_one_line_and_exit_2(
 
 
 def test_bad_run_name_is_refused(root: Path, capsys: pytest.CaptureFixture) -> None:
-    (root / "nightly.yaml").write_text("root: .\n")
+    (root / "nightly.yaml").write_text("root: .\nmodel: toy\n")
     assert main(["run", "--config", str(root / "nightly.yaml"), "--run", "../elsewhere"]) == 2
     assert "bad run name" in capsys.readouterr().err
 
 
 def test_locked_root_is_refused_in_one_line(root: Path, capsys: pytest.CaptureFixture) -> None:
-    (root / "nightly.yaml").write_text(yaml.safe_dump({"root": "."}))
+    (root / "nightly.yaml").write_text(yaml.safe_dump({"root": ".", "model": "toy"}))
     with root_lock(root, "2026-11-21", "embed"):
         assert main(["run", "--config", str(root / "nightly.yaml"), "--run", "2026-11-22"]) == 75
     err = capsys.readouterr().err
