@@ -6,13 +6,16 @@ reaches it): μ is that median, σ the root mean square distance of the lower ha
 deviation fail for common concepts: when 30% of the pool shows a circle, the circles themselves inflate σ and
 their top-k stand only about 2 σ above the mean, exactly as far as the top-k of a concept absent from the pool.
 
-An archive is judged on the items it holds (n of them; fewer than the k asked for when the pool ran short). An item
-stands out when its z-score clears, by STANDOUT_MARGIN, the n-th best z that a pool of the same size without the
-concept would reach by chance. The archive is weak when fewer than half of its items stand out: most of what it holds
-scores no better than the best of a pool that lacks the concept (an absent concept, or a rare one with fewer real
-images than k whose stand-ins score low, or one the model scores low). An archive whose items all stand out is never
-weak, however short. Scores cannot tell a rare concept's look-alikes from the concept itself: an archive of 12 real
-crescents and 38 rings that score as high is not flagged; the precision measured on the toy world shows that case.
+An archive is judged on the items it holds (n of them; fewer than the k asked for when the pool ran short), against
+the top n that a pool of the same size without the concept would produce by chance. It is weak when
+- its items stand on average barely above that top n (mean z below the concept-free pool's plus WEAK_MARGIN), or
+- fewer than half of them stand out (z at least STANDOUT_MARGIN above the concept-free pool's n-th best).
+That is: the concept looks absent from the pool, or rare with fewer real images than k, or the model scores it low.
+Scores cannot tell a rare concept's look-alikes from the concept itself (12 real crescents and 38 rings that score as
+high are not flagged), and on the toy CLIP one case of all-correct items is still flagged: grass at k = 20 in a
+3,000-image world with context (mean z 0.13 above the null, median item 0.46 above the n-th best) sits no higher
+than dog, absent, in a pool of 300 at k = 50 (0.09 and 0.56); no margin on either statistic separates them by more
+than 0.03.
 """
 
 from __future__ import annotations
@@ -27,10 +30,9 @@ from pipeline.index import embedding_shards, sample_vectors
 
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 0
-# Calibrated on toy worlds of 600 and 3,000 images, with and without context, at k = 20 and 50. The margin by which
-# an archive's median item clears the n-th best z of a concept-free pool: absent concepts -0.65 to +0.32 (+0.47 at
-# k = 50 of 600 images, the one miss), archives whose items all hold the concept +0.46 (grass, context, k = 20) to +3.4.
-STANDOUT_MARGIN = 0.4  # an item stands out when its z is this far above the n-th best z of a concept-free pool
+# Calibrated on toy worlds of 300 to 3,000 images, with and without context, at k = 20 and 50 (see tests/archives).
+WEAK_MARGIN = 0.25  # weak when the mean z of the items is below a concept-free pool's top n plus this
+STANDOUT_MARGIN = 0.5  # an item stands out when its z is this far above the n-th best z of a concept-free pool
 MIN_STANDOUT_FRACTION = 0.5  # weak when fewer than this share of the archive's items stand out
 
 
@@ -86,12 +88,18 @@ def measure_strength(scores: np.ndarray, mean: float, std: float, pool_size: int
     threshold = null_kth(n, pool_size) + STANDOUT_MARGIN
     standouts = int((z >= threshold).sum())
     strength = float(z.mean()) if n else 0.0
-    reason = ""
+    reasons = []
     if n == 0:
-        reason = "the archive holds no items"
-    elif standouts < MIN_STANDOUT_FRACTION * n:
-        reason = (
-            f"only {standouts} of its {n} items score clearly above what a pool without the concept would reach "
-            f"(z >= {threshold:.2f}): the concept looks absent or rare in the pool, or the model scores it low"
-        )
+        reasons.append("the archive holds no items")
+    else:
+        if strength < null + WEAK_MARGIN:
+            reasons.append(f"its {n} items average z {strength:.2f}; a pool without the concept would reach {null:.2f}")
+        if standouts < MIN_STANDOUT_FRACTION * n:
+            reasons.append(
+                f"only {standouts} of its {n} items score clearly above what a pool without the concept would reach "
+                f"(z >= {threshold:.2f})"
+            )
+    reason = "; ".join(reasons)
+    if n and reasons:
+        reason += ": the concept looks absent or rare in the pool, or the model scores it low"
     return Strength(strength, standouts, threshold, null, bool(reason), reason, float(mean), float(std))
