@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     loaded = load_model(args.arch, device=args.device)
     loaded.model.to(getattr(torch, args.dtype))
-    from archives.prompts import templates
+    from pipeline.text import templates
 
     concepts = CONCEPTS[: args.concepts]
     seg = CaRSegmenter(

@@ -201,9 +201,9 @@ DEFAULT_QUERY_CONCEPTS = (
 
 
 def _text_queries(model, texts: list[str]):
-    from pipeline.toy.quality import text_embeddings
+    from pipeline.text import embed_words
 
-    return text_embeddings(model, texts).numpy()  # (q, d) float32
+    return embed_words(model, texts)  # (q, d) float32: the archive stage's text path
 
 
 def cmd_index(args: argparse.Namespace) -> int:

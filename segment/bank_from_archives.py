@@ -18,11 +18,11 @@ DEFAULT_ENCODER = "clip-penultimate"
 def prompt_embedding(loaded: Any, concept: str, prompts: list[str] | None) -> torch.Tensor:
     """A concept's text embedding (d,) float32: the mean of its normalised prompt embeddings, renormalised.
 
-    Prompts holding '{}' are templates filled with the concept; without prompts, the toy templates are used.
+    Prompts holding '{}' are templates filled with the concept; without prompts, the model's own template set.
     """
-    from pipeline.toy.quality import TEMPLATES, text_embeddings
+    from pipeline.text import text_embeddings
 
-    return text_embeddings(loaded, [concept], tuple(prompts) if prompts else TEMPLATES)[0]
+    return text_embeddings(loaded, [concept], tuple(prompts) if prompts else None)[0]
 
 
 def archive_text_embedding(loaded: Any, query: dict) -> torch.Tensor:

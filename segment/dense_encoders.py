@@ -90,7 +90,7 @@ class ClipDenseEncoder:
     @torch.no_grad()
     def encode(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         """Patch features (N, h, w, d) float32 in CLIP's joint space, L2-normalised."""
-        from pipeline.toy.quality import normalise_pixels
+        from pipeline.pixels import normalise_pixels
         from segment.clip_dense import clip_dense_features
 
         images = [centre_square(im) for im in check_images(images)]

@@ -125,7 +125,7 @@ class ReCoSegmenter(Segmenter):
         """The bank's text embeddings (C, d_clip), or the CLIP's prompt-ensembled ones for banks without them."""
         text = self.bank.text_embeddings
         if text is None:
-            from pipeline.toy.quality import text_embeddings
+            from pipeline.text import text_embeddings
 
             text = text_embeddings(self.clip, self.bank.concepts)
         if text.shape[1] != int(self.clip.embed_dim):

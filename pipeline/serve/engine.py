@@ -76,10 +76,10 @@ class Engine:
 
     @torch.no_grad()
     def text_query(self, texts: list[str], k: int) -> list[list[Hit]]:
-        """Top-k hits for each text, embedded with the prompt templates the index stage uses."""
-        from pipeline.toy.quality import text_embeddings
+        """Top-k hits for each text, embedded as every other command embeds a word (pipeline.text)."""
+        from pipeline.text import embed_words
 
-        return self._search(text_embeddings(self.clip, texts).numpy(), k)  # (q, d) float32
+        return self._search(embed_words(self.clip, texts), k)  # (q, d) float32
 
     @torch.no_grad()
     def image_query(self, image: np.ndarray, k: int) -> list[Hit]:

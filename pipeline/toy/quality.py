@@ -11,48 +11,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.models import LoadedModel
+from pipeline.pixels import image_embeddings, normalise_pixels
+from pipeline.text import TOY_TEMPLATES as TEMPLATES  # noqa: F401 (the toy scripts import it from here)
+from pipeline.text import text_embeddings
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.world import WorldSpec
 from segment.clip_dense import clip_dense_features
 from segment.metrics import confusion_matrix, iou_per_class
 
-TEMPLATES = ("a photo of a {}.", "a {}.", "there is a {} in the scene.", "this is a {} in the scene.")
 POOL_SEED = 7_000_001
 BENCH_SEED = 7_000_002
-
-
-@torch.no_grad()
-def text_embeddings(loaded: LoadedModel, concepts: list[str], templates=TEMPLATES) -> torch.Tensor:
-    """Prompt-ensembled concept embeddings (C, d) float32: mean of normalised template embeddings, renormalised."""
-    texts = [t.format(c) for c in concepts for t in templates]
-    tokens = loaded.tokenizer(texts).to(loaded.device)
-    emb = F.normalize(loaded.model.encode_text(tokens).float(), dim=-1)
-    emb = emb.reshape(len(concepts), len(templates), -1).mean(1)  # (C, d)
-    return F.normalize(emb, dim=-1).cpu()
-
-
-def normalise_pixels(loaded: LoadedModel, images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 square images -> normalised (N, 3, S, S) float pixels at the model's input size S."""
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
-    cfg = getattr(loaded.model.visual, "preprocess_cfg", {}) or {}
-    mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD)).view(1, 3, 1, 1)
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
-    if pixels.shape[-1] != loaded.image_size:  # e.g. 96-px toy scenes into a 224-px ViT-B/16
-        size = (loaded.image_size, loaded.image_size)
-        pixels = F.interpolate(pixels, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
-    return ((pixels - mean) / std).to(loaded.device)
-
-
-@torch.no_grad()
-def image_embeddings(loaded: LoadedModel, images: np.ndarray, batch_size: int = 256) -> torch.Tensor:
-    """L2-normalised image embeddings (N, d) float32 of (N, H, W, 3) uint8 images at the model's input size."""
-    out = []
-    for start in range(0, len(images), batch_size):
-        pixels = normalise_pixels(loaded, images[start : start + batch_size])
-        out.append(F.normalize(loaded.model.encode_image(pixels).float(), dim=-1).cpu())
-    return torch.cat(out)
 
 
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:

@@ -48,7 +48,7 @@ class TemplateBank:
 def encode_images(loaded: Any, images: Sequence[np.ndarray], layer: str = "final") -> torch.Tensor:
     """L2-normalised embeddings (P, d) (model dtype) of same-sized (H, W, 3) uint8 images, resized whole to the model's
     square input; `layer` "penultimate" reads the CLS token entering the last block (the official code's choice)."""
-    from pipeline.toy.quality import normalise_pixels
+    from pipeline.pixels import normalise_pixels
 
     if layer not in LAYERS:
         raise ValueError(f"unknown classifier layer {layer!r}; choose from {', '.join(LAYERS)}")

@@ -96,11 +96,11 @@ class CaRSegmenter(Segmenter):
         self.classifier_clip = self.clip if classifier is None else _load(classifier, self.device)
         toy = _is_toy(self.clip)
         if templates is None:
-            from archives.prompts import templates as template_set
+            from pipeline.text import templates as template_set
 
             templates = template_set("toy" if _is_toy(self.classifier_clip) else "car")
         if cam_templates is None:
-            from archives.prompts import templates as template_set
+            from pipeline.text import templates as template_set
 
             cam_templates = template_set("toy") if toy else CAM_TEMPLATES
         self.background_queries = tuple(

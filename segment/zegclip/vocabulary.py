@@ -90,7 +90,7 @@ class Vocabulary:
 
 def embed_texts(loaded, concepts: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
     """Prompt-ensembled unit text embeddings (C, d) float32 of `concepts` with the CLIP `loaded`."""
-    from pipeline.toy.quality import text_embeddings
+    from pipeline.text import text_embeddings
 
     return text_embeddings(loaded, list(concepts), tuple(templates))
 

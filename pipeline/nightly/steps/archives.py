@@ -25,9 +25,9 @@ def stage_fingerprint(ctx: RunContext) -> str:
 
 def run(ctx: RunContext) -> StageResult:
     """Retrieve every registry concept in one batched search and write the run's archives."""
-    from archives.prompts import default_template_set
     from archives.registry import load_registry, select
     from archives.retrieve import build_archives, run_dir
+    from pipeline.text import default_template_set
 
     base = ctx.baseline_marker("archives")
     if base is not None and base["fingerprint"] == stage_fingerprint(ctx):

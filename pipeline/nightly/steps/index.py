@@ -40,8 +40,9 @@ def stage_fingerprint(ctx: RunContext) -> str:
 
 def canary_queries(ctx: RunContext):
     """The registry's concept embeddings (q, d) float32: the recall report's and the drift check's queries."""
-    from archives.prompts import concept_embeddings, default_template_set
+    from archives.prompts import concept_embeddings
     from archives.registry import load_registry, select
+    from pipeline.text import default_template_set
 
     loaded = ctx.model()
     concepts = select(load_registry(ctx.config.path(ctx.config.archives.registry)), None)
