@@ -13,8 +13,6 @@ TOKEN_ENV = "COARCHIVE_TOKEN"
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the JSON API, OpenAPI docs (/docs), Prometheus metrics (/metrics) and the web page over a data root."""
-    from dataclasses import replace
-
     from pipeline.model_choice import model_of_index
     from pipeline.serve.config import ServeConfig
 
@@ -26,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise ValueError(f"bad port {args.port}")
-    config = ServeConfig(
+    config = ServeConfig.build(
         allowed_hosts=allowed_hosts(args.host, args.allowed_hosts),
         root=args.root,
         model=args.model or "",
@@ -37,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=args.max_upload_bytes,
         max_pixels=args.max_pixels,
     ).checked()
-    config = replace(config, model=model_of_index(args.model, config.root, config.version, "serve"))
+    config = config.model_copy(update={"model": model_of_index(args.model, config.root, config.version, "serve")})
 
     import uvicorn
 

@@ -1,56 +1,66 @@
-"""What one service instance serves and how: data root, model, index version, token and limits."""
+"""What one service instance serves and how: data root, model, index version, token and limits (pydantic-checked)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.serve.origin import LOOPBACK_HOSTS
 from pipeline.serve.paths import check_name
 from pipeline.serve.uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 
-@dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(BaseModel):
     """Settings of a service: everything it reads lies under `root`; `token`, when set, guards every API route."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     root: Path
     model: str = "toy"
     version: str = "v1"
     pool: Path | None = None  # default: root/pool
-    token: str | None = None
+    token: str | None = Field(default=None, min_length=8)
     device: str = "cpu"
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_pixels: int = MAX_PIXELS
-    max_k: int = 200
-    segment_side: int = 1024  # longer uploads are scaled down to this side before segmenting
+    max_upload_bytes: int = Field(default=MAX_UPLOAD_BYTES, ge=1)
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1)
+    max_k: int = Field(default=200, ge=1)
+    segment_side: int = Field(default=1024, ge=1)  # longer uploads are scaled down to this side before segmenting
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # Host header names answered ('*.lab.example', '*' for any)
 
+    @field_validator("version")
+    @classmethod
+    def _plain_version(cls, version: str) -> str:
+        check_name(version, "index version")
+        return version
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not host or "*" in host[1:] or (host.startswith("*") and host != "*" and not host.startswith("*.")):
+                raise ValueError(f"bad allowed host {host!r}: give a name, an address, '*.domain' or '*'")
+        return hosts
+
+    @classmethod
+    def build(cls, **settings) -> ServeConfig:
+        """A config from keyword settings; ValueError with one line naming the bad setting (as the CLI shows it)."""
+        try:
+            return cls(**settings)
+        except ValidationError as error:
+            first = error.errors()[0]
+            name = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            if name == "token" and first["type"] == "string_too_short":
+                message = "the bearer token must be at least 8 characters"
+            elif first["type"] == "greater_than_equal":
+                message = f"{name} must be positive, got {first['input']}"
+            raise ValueError(message) from None
+
     def checked(self) -> ServeConfig:
-        """This config with the root resolved; FileNotFoundError or ValueError for a bad setting."""
+        """This config with the root and pool resolved; FileNotFoundError for a missing root."""
         root = Path(self.root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"data root not found: {self.root}")
-        check_name(self.version, "index version")
-        if self.token is not None and len(self.token) < 8:
-            raise ValueError("the bearer token must be at least 8 characters")
-        for name in ("max_upload_bytes", "max_pixels", "max_k", "segment_side"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for host in self.allowed_hosts:
-            if not host or "*" in host[1:] or (host.startswith("*") and host != "*" and not host.startswith("*.")):
-                raise ValueError(f"bad allowed host {host!r}: give a name, an address, '*.domain' or '*'")
         pool = Path(self.pool).expanduser().resolve() if self.pool else root.resolve() / "pool"
-        return ServeConfig(
-            root.resolve(),
-            self.model,
-            self.version,
-            pool,
-            self.token,
-            self.device,
-            self.max_upload_bytes,
-            self.max_pixels,
-            self.max_k,
-            self.segment_side,
-            tuple(self.allowed_hosts),
-        )
+        return self.model_copy(update={"root": root.resolve(), "pool": pool})

@@ -27,7 +27,7 @@ def engine(serve_root: Path):
     from pipeline.serve.config import ServeConfig
     from pipeline.serve.engine import Engine
 
-    return Engine(ServeConfig(serve_root).checked())
+    return Engine(ServeConfig(root=serve_root).checked())
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def make_client(serve_root: Path, engine):
     from pipeline.serve.config import ServeConfig
 
     def make(**changes) -> TestClient:
-        return TestClient(create_app(ServeConfig(serve_root, **changes), engine), base_url=BASE_URL)
+        return TestClient(create_app(ServeConfig(root=serve_root, **changes), engine), base_url=BASE_URL)
 
     return make
 
@@ -67,7 +67,7 @@ def live_server(serve_root: Path, engine) -> Iterator[str]:
     from pipeline.serve.config import ServeConfig
     from pipeline.serve.server import server_options
 
-    app = create_app(ServeConfig(serve_root, token="browser-test-token"), engine)
+    app = create_app(ServeConfig(root=serve_root, token="browser-test-token"), engine)
     sock = free_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, **server_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

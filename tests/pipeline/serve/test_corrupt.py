@@ -63,7 +63,7 @@ def test_an_unexpected_error_is_one_json_line(serve_root, engine, monkeypatch):
     from pipeline.serve.config import ServeConfig
     from tests.pipeline.serve.conftest import BASE_URL
 
-    app = create_app(ServeConfig(serve_root), engine)
+    app = create_app(ServeConfig(root=serve_root), engine)
     client = TestClient(app, base_url=BASE_URL, raise_server_exceptions=False)
     monkeypatch.setattr(engine, "index_info", lambda: 1 / 0)
     answer = client.get("/api/info")
