@@ -39,7 +39,7 @@ def archive_section(loaded, data: Path, spec: WorldSpec, k: int = 50) -> tuple[S
     results = build_archives(data, loaded, concepts, RUN, "toy", k=k, pool=data / "pool")
     folder = run_dir(data, loaded.ref.model_id, RUN)
     truth = load_truth(data / "toy_truth")
-    rows = [["concept", "pool images holding it", f"precision@{k}", "strength", "standouts", "duplicates removed"]]
+    rows = [["concept", "pool images holding it", "precision", "strength", "standouts", "duplicates removed"]]
     precision = {r["concept"]: r for r in archive_precision(folder, data / "toy_truth")}
     grids = []
     for result in results:
@@ -51,7 +51,7 @@ def archive_section(loaded, data: Path, spec: WorldSpec, k: int = 50) -> tuple[S
                 str(p["positives"]),
                 f"{p['precision']:.2f}",
                 f"{result.strength:.2f}",
-                f"{result.standouts}/{k}",
+                f"{result.standouts}/{result.items}",
                 str(result.duplicates_removed),
             ]
         )

@@ -52,7 +52,7 @@ class ArchivesConfig(_Section):
     registry: str = "concepts.yaml"
     k: int = 50
     templates: str | None = None
-    dedup_threshold: float = 0.95
+    dedup_threshold: float | None = None  # None: the model's own (0.95 for real CLIPs, 0.999 for the toy CLIP)
     images: bool = True
 
 
