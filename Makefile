@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/deptry .   # every imported package declared, none declared in vain
+	$(VENV)/bin/lint-imports   # the layers: core <- pool stages <- archives, segment <- application; no toy in production
 
 # The docs site (mkdocs-material): strict, so a broken link or a missing page fails the build.
 docs: $(STAMP)

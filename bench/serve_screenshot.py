@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.root:
         root = Path(args.root)
     else:
-        from pipeline.serve.toy_root import build_toy_root
+        from pipeline.toy.serve_root import build_toy_root
 
         root = build_toy_root(work / "root", pool_size=args.pool_size, bank_k=args.bank_k)
     images = sorted((root / "benchmark" / "images").glob("*.jpg"))

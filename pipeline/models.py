@@ -97,7 +97,7 @@ def toy_weights_path() -> Path:
 
 def toy_checkpoint(source: Path | None = None) -> Path:
     """A full open_clip checkpoint for the toy model, expanded once from compact weights (default: the bundled ones)."""
-    from pipeline.toy.weights import expand_compact_weights
+    from pipeline.compact_weights import expand_compact_weights
 
     if source is not None and not Path(source).is_file():
         raise FileNotFoundError(f"toy weights not found: {source}")

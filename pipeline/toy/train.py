@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.compact_weights import save_compact_weights
 from pipeline.models import TOY_ARCH, register_model_configs
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.quality import TEMPLATES
-from pipeline.toy.weights import save_compact_weights
 from pipeline.toy.world import COLOURS, WorldSpec, make_caption
 
 # Training scenes come from their own seed range, so they never coincide with pools or benchmarks of small seeds.

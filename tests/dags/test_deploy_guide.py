@@ -1,6 +1,6 @@
-"""docs/operations/deploy-airflow.md followed as written: its bash blocks (all but those marked as not run) run in order in a
-scratch AIRFLOW_HOME (sqlite, no scheduler) against a toy data root; then the Airflow database, the runs, the pointer
-and the manifests are checked."""
+"""docs/operations/deploy-airflow.md followed as written: its bash blocks (all but those marked as not run) run in
+order in a scratch AIRFLOW_HOME (sqlite, no scheduler) against a toy data root; then the Airflow database, the runs,
+the pointer and the manifests are checked."""
 
 from __future__ import annotations
 

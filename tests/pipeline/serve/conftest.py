@@ -16,7 +16,7 @@ BASE_URL = "http://127.0.0.1:8000"  # TestClient's default Host 'testserver' is 
 @pytest.fixture(scope="session")
 def serve_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 300-image toy data root: pool, embeddings, index, archives of every class, a bank and a run manifest."""
-    from pipeline.serve.toy_root import build_toy_root
+    from pipeline.toy.serve_root import build_toy_root
 
     return build_toy_root(tmp_path_factory.mktemp("serve_root"), pool_size=300)
 

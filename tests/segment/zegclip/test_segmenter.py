@@ -114,7 +114,7 @@ def test_cli_trains_resumes_and_evaluates(toy_world, tmp_path, capsys) -> None:
 def test_cli_trains_on_a_banks_archives(tmp_path, capsys) -> None:
     """--bank with --archives: the archive images of the bank's concepts join training, labelled by ReCo."""
     from pipeline.cli import main
-    from pipeline.serve.toy_root import RUN, build_toy_root
+    from pipeline.toy.serve_root import RUN, build_toy_root
     from segment.zegclip.checkpoint import read_meta
 
     root = build_toy_root(tmp_path / "root", pool_size=200, bench_size=4, bank_k=4)

@@ -1,4 +1,4 @@
-"""Compact fp16 weights for the toy CLIP: only the token-embedding rows its vocabulary uses are stored."""
+"""Compact fp16 CLIP weights (the bundled toy CLIP's format): only the token-embedding rows its vocabulary uses."""
 
 from __future__ import annotations
 
