@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
+
+from pipeline.logs import get_logger
+
+log = get_logger(__name__)
 
 REGISTRY_NAME = "concepts.yaml"
 
@@ -96,9 +99,9 @@ def cmd_archive(args: argparse.Namespace) -> int:
         print(f"{r.concept:<20} {r.items:>5} {r.duplicates_removed:>5} {r.strength:>8.2f} {r.standouts:>9}  {r.weak}")
     for r in results:
         if r.short_reason:
-            print(f"note: archive {r.concept!r} holds {r.short_reason}", file=sys.stderr)
+            log.info(f"note: archive {r.concept!r} holds {r.short_reason}")
         if r.weak:
-            print(f"warning: archive {r.concept!r} is weak: {r.reason}", file=sys.stderr)
+            log.warning(f"warning: archive {r.concept!r} is weak: {r.reason}")
     print(f"wrote {len(results)} archives to {run_dir(args.root, loaded.ref.model_id, run)}")
     return 0
 

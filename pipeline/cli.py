@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from pipeline.logs import get_logger
 from pipeline.toy.world import COLOURS, STUFF, THINGS
+
+log = get_logger(__name__)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -153,12 +157,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     )
     executor = make_executor(args.executor, args.scheduler, args.workers)
     start = time.perf_counter()
+    run = args.run or dt.date.today().isoformat()
+    logs = None if "://" in str(args.root) else Path(args.root) / "runs" / run / "logs" / "embed"  # a file per shard
     try:
-        report = run_stage(stage, executor, retries=args.retries, progress=not args.quiet)
+        report = run_stage(stage, executor, retries=args.retries, progress=not args.quiet, log_dir=logs)
     finally:
         executor.close()
     config = {"pool": args.pool, "model": str(stage.model), "batch_size": args.batch_size, "executor": args.executor}
-    manifest = record_stage(args.root, args.run, report, config, time.perf_counter() - start)
+    manifest = record_stage(args.root, run, report, config, time.perf_counter() - start)
     totals = report.totals()
     print(
         f"embedded {totals.get('embedded', 0)} of {totals.get('samples', 0)} samples in {len(report.done)} shards "
@@ -168,7 +174,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         if name.startswith("skipped: "):
             print(f"  {name}: {count}")
     for shard, error in sorted(report.failed.items()):
-        print(f"  shard {shard} failed: {error}", file=sys.stderr)
+        log.warning(f"  shard {shard} failed: {error}")
     print(f"manifest: {manifest}")
     return 1 if report.failed else 0
 
@@ -279,7 +285,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     results = search(index_dir, Path(args.root) / "embeddings" / model.ref.model_id, np.concatenate(parts), args.k)
     if args.html:
         page = write_results_html(Path(args.html), labels, results, Path(args.pool or Path(args.root) / "pool"))
-        print(f"wrote {page}", file=sys.stderr)
+        log.info(f"wrote {page}")
     if args.json:
         print(json.dumps({q: [h.__dict__ for h in hits] for q, hits in zip(labels, results, strict=True)}, indent=2))
         return 0
@@ -308,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "segmentable concepts: embed, index, retrieve, co-segment, segment.",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="debug diagnostics, with times and module names")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     toy = commands.add_parser(
@@ -444,14 +451,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_commands(commands)
     add_run_commands(commands)
     add_serve_commands(commands)
+    _accept_everywhere(parser, ("--quiet", "--verbose"))
     return parser
+
+
+def _accept_everywhere(parser: argparse.ArgumentParser, flags: tuple[str, ...]) -> None:
+    """Let every subcommand take the global `flags` after its name too (`coarchive index --quiet ...`)."""
+    globals_ = {f: a for a in parser._actions for f in a.option_strings if f in flags}
+    stack = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    while stack:
+        for sub in stack.pop().choices.values():
+            have = {f for a in sub._actions for f in a.option_strings}
+            for flag in flags:
+                if flag not in have:
+                    sub.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=globals_[flag].help)
+            stack += [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run the subcommand, turn bad input into a one-line error and exit 2."""
     from pipeline.local_paths import check_local_options
+    from pipeline.logs import setup_logging
 
     args = build_parser().parse_args(argv)
+    setup_logging(verbose=args.verbose)
     try:
         check_local_options(args)  # a URL where a command takes a local path: one line, before anything is written
         return int(args.func(args) or 0)

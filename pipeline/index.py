@@ -247,7 +247,8 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
         index.train(sample)
         with atomic_path(index_dir / TRAINED) as tmp:
             faiss.write_index(index, str(tmp))
-    report = run_stage(IndexAddStage(str(embeddings), str(index_dir)), executor, progress=progress)
+    stage = IndexAddStage(str(embeddings), str(index_dir))
+    report = run_stage(stage, executor, progress=progress, log_dir=index_dir / "logs")  # a log file per block
     if report.failed:
         raise RuntimeError(f"index blocks failed: {report.failed}")
     blocks = [index_dir / "blocks" / f"{s:05d}.index" for s in shards]

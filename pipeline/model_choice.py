@@ -5,11 +5,13 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.logs import get_logger
 from pipeline.models import TOY_NAME, ModelRef
+
+log = get_logger(__name__)
 
 MODEL_ENV = "COARCHIVE_MODEL"
 MODEL_RECORD = "model.json"  # embeddings/{model_id}/model.json: the reference the embeddings were made with
@@ -105,8 +107,8 @@ def resolve_model(
 
 
 def announced(choice: ModelChoice, command: str) -> str:
-    """Print which model a command uses and where it came from (one line, stderr); return its reference."""
-    print(choice.describe(command), file=sys.stderr)
+    """Say which model a command uses and where it came from (one line on stderr); return it."""
+    log.info(choice.describe(command))
     return str(choice.ref)
 
 

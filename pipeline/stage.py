@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from pipeline.executors import Executor
+from pipeline.logs import task_log
 
 
 class Stage(ABC):
@@ -54,17 +56,33 @@ class StageReport:
 
 
 class _TaskRunner:
-    """Picklable callable shipped to workers: runs one task of one stage."""
+    """Picklable callable shipped to workers: runs one task of one stage, logging it to its own file if asked."""
 
-    def __init__(self, stage: Stage) -> None:
+    def __init__(self, stage: Stage, log_dir: str | None = None) -> None:
         self.stage = stage
+        self.log_dir = log_dir
 
     def __call__(self, task: Any) -> dict:
-        return self.stage.run_task(task)
+        task_id = self.stage.task_id(task)
+        with task_log(self.log_dir, task_id) as log:
+            log.debug("%s task %s started", self.stage.name, task_id)
+            try:
+                counts = self.stage.run_task(task)
+            except Exception:
+                log.exception("%s task %s failed", self.stage.name, task_id)
+                raise
+            log.debug("%s task %s done: %s", self.stage.name, task_id, counts)
+            return counts
 
 
-def run_stage(stage: Stage, executor: Executor, retries: int = 2, progress: bool = True) -> StageReport:
-    """Run the stage's unfinished tasks; retry failures up to `retries` times; record what still fails."""
+def run_stage(
+    stage: Stage, executor: Executor, retries: int = 2, progress: bool = True, log_dir: Path | str | None = None
+) -> StageReport:
+    """Run the stage's unfinished tasks; retry failures up to `retries` times; record what still fails.
+
+    With `log_dir`, each task's diagnostics (start, end, a failure's traceback, every attempt) go to
+    LOG_DIR/TASK.log, written by whichever worker ran it.
+    """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     report = StageReport(stage.name)
@@ -74,7 +92,7 @@ def run_stage(stage: Stage, executor: Executor, retries: int = 2, progress: bool
             report.skipped.append(stage.task_id(task))
         else:
             todo.append(task)
-    runner = _TaskRunner(stage)
+    runner = _TaskRunner(stage, None if log_dir is None else str(log_dir))
     bar = tqdm(total=len(todo), desc=stage.name, unit="task", disable=not progress)
     for _attempt in range(retries + 1):
         if not todo:

@@ -263,5 +263,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", default=None, help="output folder (default eval_out/KIND-SPLIT-SEGMENTER)")
     ev.add_argument("--device", default=None, help="torch device (default: the segmenter's choice)")
     ev.add_argument("--ablation", default=None, metavar="NAME", help="run an ablation instead (reco)")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
     ev.set_defaults(func=cmd_eval)

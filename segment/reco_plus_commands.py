@@ -94,5 +94,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     train.set_defaults(func=cmd_reco_plus_train)

@@ -163,7 +163,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--limit", type=int, default=None, help="use only the first N samples")
     train.add_argument("--device", default=None)
     train.add_argument("--threads", type=int, default=None)
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     train.set_defaults(func=cmd_train)
     imp = sub.add_parser(
         "import-official", help="convert an official checkpoint", description=cmd_import_official.__doc__

@@ -62,7 +62,8 @@ def run(ctx: RunContext) -> StageResult:
     else:
         executor = ctx.executor()
     try:
-        report = run_stage(stage, executor, retries=ctx.config.retries, progress=ctx.progress)
+        logs = ctx.run_dir / "logs" / "embed"  # a log file per shard, every attempt appended
+        report = run_stage(stage, executor, retries=ctx.config.retries, progress=ctx.progress, log_dir=logs)
     finally:
         executor.close()
     new = sorted(set(embedded_shards(stage)) - set(before))
