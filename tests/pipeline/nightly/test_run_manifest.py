@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pipeline.nightly.run_manifest import (
@@ -22,6 +23,7 @@ def test_every_failed_attempt_stays_in_the_manifest_after_a_successful_retry(tmp
     assert begin_stage(tmp_path, RUN, "index") == 1
     fail_stage(tmp_path, RUN, "index", OSError("disk full"))
     assert begin_stage(tmp_path, RUN, "index") == 2  # attempt 2 is SIGKILLed: it stays 'running'
+    time.sleep(0.002)  # times are kept to the millisecond: attempt 3 starts in a later one
     assert begin_stage(tmp_path, RUN, "index") == 3
     end_stage(tmp_path, RUN, "index", {"outcome": "ran"})
 
