@@ -13,11 +13,28 @@ from pipeline.toy.world import WorldSpec
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread_per_worker():
+    """Each xdist worker keeps one torch thread: a test that raises it would oversubscribe the 2 cores for the rest."""
+    yield
+    torch.set_num_threads(1)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
 
 
+# Minutes each on one core: started first, so that 2 xdist workers do not end on them one after the other.
+LONG_FIRST = (
+    "tests/segment/test_reco_plus.py",
+    "tests/segment/zegclip/test_toy.py",
+    "tests/pipeline/test_demo.py",
+    "tests/pipeline/toy/test_quality.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))  # stable: the rest keep their order
     skip_slow = pytest.mark.skip(reason="slow: pass --runslow")
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:

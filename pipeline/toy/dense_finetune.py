@@ -75,9 +75,20 @@ def tag_loss(patches: torch.Tensor, classes: torch.Tensor, tags: torch.Tensor, t
 def finetune_dense(
     config: DenseFinetuneConfig, out_path: Path, init: Path | None = None, progress: bool = True
 ) -> Path:
-    """Fine-tune the last visual block, ln_post and proj of the toy CLIP (default: the bundled weights)."""
-    torch.manual_seed(config.seed)
+    """Fine-tune the last visual block, ln_post and proj of the toy CLIP (default: the bundled weights).
+
+    Uses up to 2 cores; the process's torch thread count is restored afterwards.
+    """
+    previous = torch.get_num_threads()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    try:
+        return _finetune_dense(config, out_path, init, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _finetune_dense(config: DenseFinetuneConfig, out_path: Path, init: Path | None, progress: bool) -> Path:
+    torch.manual_seed(config.seed)
     spec = WorldSpec(rare=())
     images, things, stuffs = build_training_set(spec, config.train_images, TRAIN_SEED_BASE + config.seed)
     loaded = load_model(f"{TOY_NAME}:{init}" if init else TOY_NAME, device="cpu")  # eval mode: no dropout

@@ -81,13 +81,24 @@ def _soft_targets(captions: list[str]) -> torch.Tensor:
 
 
 def train_toy_clip(config: TrainConfig, out_path: Path, progress: bool = True) -> Path:
-    """Train the toy CLIP from scratch with `config` and write its compact fp16 weights to `out_path`."""
+    """Train the toy CLIP from scratch with `config` and write its compact fp16 weights to `out_path`.
+
+    Training uses every core; the process's torch thread count is restored afterwards.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return _train_toy_clip(config, out_path, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_toy_clip(config: TrainConfig, out_path: Path, progress: bool) -> Path:
     import open_clip
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     register_model_configs()
     torch.manual_seed(config.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
     spec = WorldSpec(rare=())  # the model's "internet": every thing class common, unlike the pools it serves
     images, things, stuffs = build_training_set(spec, config.train_images, TRAIN_SEED_BASE + config.seed)
     by_background = {s: np.flatnonzero([st[0] == s for st in stuffs]) for s in spec.stuff}

@@ -22,7 +22,9 @@ def test_tag_loss_rewards_patches_that_match_the_tags() -> None:
 
 def test_finetune_moves_only_the_last_visual_block(tmp_path) -> None:
     out = tmp_path / "dense.safetensors"
+    torch.set_num_threads(1)
     finetune_dense(DenseFinetuneConfig(steps=3, batch_size=16, train_images=64, warmup=1), out, progress=False)
+    assert torch.get_num_threads() == 1  # the process's thread count is given back
     before = load_model("toy", device="cpu").model.state_dict()
     after = load_model(f"toy:{out}", device="cpu").model.state_dict()
     last = f"visual.transformer.resblocks.{len(load_model('toy').model.visual.transformer.resblocks) - 1}."
