@@ -20,7 +20,7 @@ demo: $(STAMP)
 	@echo "open demo_out/report.html in a browser"
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal tests   # idle workers take queued tests from busy ones
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
