@@ -64,11 +64,11 @@ def cmd_concepts_remove(args: argparse.Namespace) -> int:
 
 def cmd_archive(args: argparse.Namespace) -> int:
     """Retrieve an archive per registry concept (one batched search), deduplicate, measure strength, write them."""
-    from archives.prompts import default_template_set
     from archives.registry import load_registry, select
     from archives.retrieve import build_archives, run_dir
     from pipeline.model_choice import model_of_index
     from pipeline.models import load_model
+    from pipeline.text import default_template_set
 
     if not args.root:
         raise ValueError("give --root DIR (the data root holding index/ and embeddings/)")

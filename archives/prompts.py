@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archives.registry import Concept
-from pipeline.text import default_template_set as default_template_set  # re-exported for the archive stage
 from pipeline.text import sentence_groups_embeddings, templates
 
 if TYPE_CHECKING:
