@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.embed import split_id
-from pipeline.shard_reader import decode_image, read_shard
+from pipeline.core.shard_reader import decode_image, read_shard
+from pipeline.pool.embed import split_id
 
 ITEMS = "items.parquet"
 QUERY = "query.json"

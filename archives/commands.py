@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from pipeline.logs import get_logger
+from pipeline.core.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -66,9 +66,9 @@ def cmd_archive(args: argparse.Namespace) -> int:
     """Retrieve an archive per registry concept (one batched search), deduplicate, measure strength, write them."""
     from archives.registry import load_registry, select
     from archives.retrieve import build_archives, run_dir
-    from pipeline.model_choice import model_of_index
-    from pipeline.models import load_model
-    from pipeline.text import default_template_set
+    from pipeline.core.model_choice import model_of_index
+    from pipeline.core.models import load_model
+    from pipeline.core.text import default_template_set
 
     if not args.root:
         raise ValueError("give --root DIR (the data root holding index/ and embeddings/)")
@@ -110,8 +110,8 @@ def cmd_archive_diff(args: argparse.Namespace) -> int:
     """Compare two archive runs: items added, removed and kept per concept, mean rank change, strength."""
     from archives.diff import diff_runs, diff_table
     from archives.retrieve import run_dir
-    from pipeline.model_choice import model_of_archives
-    from pipeline.models import ModelRef
+    from pipeline.core.model_choice import model_of_archives
+    from pipeline.core.models import ModelRef
 
     if not args.root:
         raise ValueError("give --root DIR (the data root holding archives/)")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.embed import split_id
-from pipeline.models import TOY_NAME, ModelRef
+from pipeline.core.models import TOY_NAME, ModelRef
+from pipeline.pool.embed import split_id
 
 CLIP_THRESHOLD = 0.95  # real CLIPs: re-encoded, resized or slightly cropped copies
 TOY_THRESHOLD = 0.999  # the toy CLIP: copies only (distinct toy images reach 0.998)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archives.dedup import greedy_dedup
-from pipeline.query import Hit
+from pipeline.pool.query import Hit
 
 OVERFETCH = 4  # candidates per wanted item in the first search
 GROWTH = 4  # each further search asks for this many times more candidates

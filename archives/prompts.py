@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from archives.registry import Concept
-from pipeline.text import sentence_groups_embeddings, templates
+from pipeline.core.text import sentence_groups_embeddings, templates
 
 if TYPE_CHECKING:
-    from pipeline.models import LoadedModel
+    from pipeline.core.models import LoadedModel
 
 
 def concept_sentences(concept: Concept, template_set: str) -> list[str]:
@@ -21,7 +21,7 @@ def concept_sentences(concept: Concept, template_set: str) -> list[str]:
 def concept_embeddings(loaded: LoadedModel, concepts: list[Concept], template_set: str) -> np.ndarray:
     """(C, d) float32 concept embeddings: the mean of each concept's L2-normalised sentence embeddings, renormalised.
 
-    A concept with no synonyms or prompts gets exactly `pipeline.text.embed_words` of its name: one text path.
+    A concept with no synonyms or prompts gets exactly `pipeline.core.text.embed_words` of its name: one text path.
     """
     if not concepts:
         raise ValueError("no concepts to embed")

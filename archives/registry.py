@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from archives.fetch import GROWTH, MAX_FETCH, OVERFETCH, fetch_distinct
 from archives.prompts import concept_embeddings, templates
 from archives.registry import Concept
 from archives.strength import background_stats, measure_strength, pool_sample
-from pipeline.embed import split_id
-from pipeline.io import atomic_path
-from pipeline.models import LoadedModel
-from pipeline.query import Hit, search
-from pipeline.shard_reader import read_shard
+from pipeline.core.io import atomic_path
+from pipeline.core.models import LoadedModel
+from pipeline.core.shard_reader import read_shard
+from pipeline.pool.embed import split_id
+from pipeline.pool.query import Hit, search
 
 SUMMARY = "archives.json"
 

@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from pipeline.index import embedding_shards, sample_vectors
+from pipeline.pool.index import embedding_shards, sample_vectors
 
 SAMPLE_SIZE = 20_000
 SAMPLE_SEED = 0

@@ -19,7 +19,7 @@ CONCEPTS = ["grass", "water", "sand", "brick", "sky", "circle", "square", "trian
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: time both implementations and compare their masks."""
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--arch", default="ViT-B-16", help="open_clip architecture, random init (or coarchive-toy-vit)")
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     loaded = load_model(args.arch, device=args.device)
     loaded.model.to(getattr(torch, args.dtype))
-    from pipeline.text import templates
+    from pipeline.core.text import templates
 
     concepts = CONCEPTS[: args.concepts]
     seg = CaRSegmenter(

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     coarchive = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "pipeline.app.cli",
         "--quiet",
         "embed",
         "--pool",
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             f"clip-retrieval inference: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
         )
     else:
-        from pipeline.models import toy_checkpoint  # imports torch: only the peer's side needs it here
+        from pipeline.core.models import toy_checkpoint  # imports torch: only the peer's side needs it here
 
-        config_dir = str(resources.files("pipeline") / "model_configs")
+        config_dir = str(resources.files("pipeline.core") / "model_configs")
         checkpoint = str(toy_checkpoint())
         shards = f"{pool}/{{00000..{shard_count - 1:05d}}}.tar"
         for threads, batch in (("1", args.batch_size), (None, args.batch_size), (None, 32)):

@@ -40,7 +40,7 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, count: int, noise: 
 
 def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
     """Write the same vectors in coarchive's layout (emb/) and autofaiss's (af/); return held-out queries."""
-    from pipeline.embed import EMBED_SCHEMA, sample_id
+    from pipeline.pool.embed import EMBED_SCHEMA, sample_id
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1000, dim), dtype=np.float32)
@@ -72,11 +72,11 @@ def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 def write_toy_vectors(work: Path, pool_size: int, shard_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
     """Generate and embed a toy pool into emb/ (coarchive) and af/ (autofaiss); return tune and held-out queries."""
-    from pipeline.cli import DEFAULT_QUERY_CONCEPTS
-    from pipeline.embed import EmbedStage
-    from pipeline.executors import LocalExecutor
-    from pipeline.models import load_model
-    from pipeline.stage import run_stage
+    from pipeline.app.cli import DEFAULT_QUERY_CONCEPTS
+    from pipeline.core.executors import LocalExecutor
+    from pipeline.core.models import load_model
+    from pipeline.core.stage import run_stage
+    from pipeline.pool.embed import EmbedStage
     from pipeline.toy.export import generate_toy_world
     from pipeline.toy.quality import TEMPLATES, text_embeddings
     from pipeline.toy.world import WorldSpec
@@ -106,9 +106,9 @@ def shard_sizes(emb: Path) -> list[int]:
 
 def build_ours(work: Path, max_memory: str) -> None:
     """The measured child process: coarchive's build_index with its own executor."""
-    from pipeline.executors import LocalExecutor
-    from pipeline.index import build_index
-    from pipeline.io import parse_size
+    from pipeline.core.executors import LocalExecutor
+    from pipeline.core.io import parse_size
+    from pipeline.pool.index import build_index
 
     queries = np.load(work / "tune_queries.npy")
     info = build_index(
@@ -121,7 +121,7 @@ def recall_and_latency(work: Path, queries: np.ndarray, peer_index: Path | None,
     """recall@10 of both indexes on the held-out queries, and coarchive's query latency."""
     import faiss
 
-    from pipeline.index import exact_search, open_index, recall_at_k
+    from pipeline.pool.index import exact_search, open_index, recall_at_k
 
     _, exact = exact_search(work / "emb", queries, 10)
     ours = open_index(work / "ours")

@@ -39,7 +39,7 @@ def start_server(root: Path, port: int, log: Path, model: str | None = None) -> 
 
     `model` is passed as --model; None leaves the choice to the server (COARCHIVE_MODEL, or the root's only model).
     """
-    command = [sys.executable, "-m", "pipeline.cli", "--quiet", "serve", "--root", str(root), "--port", str(port)]
+    command = [sys.executable, "-m", "pipeline.app.cli", "--quiet", "serve", "--root", str(root), "--port", str(port)]
     command += ["--host", "127.0.0.1", *(["--model", model] if model else [])]
     process = subprocess.Popen([*command, "--log-level", "warning"], stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

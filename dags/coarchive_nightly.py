@@ -1,5 +1,5 @@
 """Airflow 3 DAG `coarchive_nightly`: the stages of `coarchive run` as separate tasks with retries, one run partition
-per logical date. Schedule and wiring only: each task is one call into pipeline.nightly, imported when it runs.
+per logical date. Schedule and wiring only: each task is one call into pipeline.app.nightly, imported when it runs.
 
 Read when a task runs: the DAG params `root`, `config`, `scheduler` (only runs triggered with --conf have them),
 falling back to the Airflow Variables coarchive_root, coarchive_config, coarchive_scheduler. A scheduled run has no
@@ -16,7 +16,7 @@ import os
 
 from airflow.sdk import Param, chain, dag, task
 
-STAGES = ("ingest", "embed", "index", "archives", "banks", "evaluate", "publish")  # pipeline.nightly.state.STAGES
+STAGES = ("ingest", "embed", "index", "archives", "banks", "evaluate", "publish")  # pipeline.app.nightly.state.STAGES
 GPU_STAGES = ("embed", "banks", "evaluate")
 GPU_QUEUE = os.environ.get("COARCHIVE_GPU_QUEUE") or None
 RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("COARCHIVE_DAG_RETRY_DELAY_S", "300")))
@@ -28,8 +28,8 @@ def _stage_task(stage: str):
 
     @task(task_id=stage, **options)
     def run_stage(**context) -> dict:
-        """Run this stage of the DAG run's partition (its logical date) through pipeline.nightly."""
-        from pipeline.nightly.dag_tasks import run_dag_task
+        """Run this stage of the DAG run's partition (its logical date) through pipeline.app.nightly."""
+        from pipeline.app.nightly.dag_tasks import run_dag_task
 
         return run_dag_task(stage, context)
 

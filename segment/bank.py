@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 
 TENSORS = "bank.safetensors"
 META = "bank.json"

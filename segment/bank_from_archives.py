@@ -20,7 +20,7 @@ def prompt_embedding(loaded: Any, concept: str, prompts: list[str] | None) -> to
 
     Prompts holding '{}' are templates filled with the concept; without prompts, the model's own template set.
     """
-    from pipeline.text import text_embeddings
+    from pipeline.core.text import text_embeddings
 
     return text_embeddings(loaded, [concept], tuple(prompts) if prompts else None)[0]
 

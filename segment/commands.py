@@ -16,8 +16,8 @@ def _csv(text: str) -> list[str]:
 
 def cmd_cosegment(args: argparse.Namespace) -> int:
     """Co-segment every concept archive of a run into a segment bank (ReCo: LGC and context elimination)."""
-    from pipeline.model_choice import model_of_archives
-    from pipeline.models import load_model
+    from pipeline.core.model_choice import model_of_archives
+    from pipeline.core.models import load_model
     from segment.bank_from_archives import bank_from_run
 
     start = time.perf_counter()
@@ -121,7 +121,7 @@ def _segmenter_options(factory: Callable, name: str, args: argparse.Namespace) -
     if missing:
         raise ValueError(f"segmenter {name!r} needs {', '.join(option_of.get(m, m) for m in missing)}")
     if "clip" in kwargs:
-        from pipeline.models import load_model
+        from pipeline.core.models import load_model
 
         kwargs["clip"] = load_model(kwargs["clip"], device=args.device)
     return kwargs

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.registry import Registry
+from pipeline.core.registry import Registry
 
 
 @runtime_checkable
@@ -61,7 +61,7 @@ CLIP_PATHS = ("value", "tokens", "penultimate")
 
 def penultimate_tokens(visual: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     """Patch tokens entering a CLIP ViT's last block, normed by its ln_1: (B, gh, gw, width), L2-normalised."""
-    from segment.clip_dense import vit_tokens_before_last_block
+    from pipeline.core.clip_dense import vit_tokens_before_last_block
 
     x, (gh, gw) = vit_tokens_before_last_block(visual, pixels)
     x = visual.transformer.resblocks[-1].ln_1(x)[:, 1:]  # (B, gh * gw, width)
@@ -90,8 +90,8 @@ class ClipDenseEncoder:
     @torch.no_grad()
     def encode(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         """Patch features (N, h, w, d) float32 in CLIP's joint space, L2-normalised."""
-        from pipeline.pixels import normalise_pixels
-        from segment.clip_dense import clip_dense_features
+        from pipeline.core.clip_dense import clip_dense_features
+        from pipeline.core.pixels import normalise_pixels
 
         images = [centre_square(im) for im in check_images(images)]
         out = []

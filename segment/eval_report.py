@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.io import atomic_path
-from pipeline.report import PALETTE, Section, Tile, colourise, data_uri, heat_map, write_report
+from pipeline.core.io import atomic_path
+from pipeline.core.report import PALETTE, Section, Tile, colourise, data_uri, heat_map, write_report
 from segment.evaluate import EvalResult
 
 THUMB = 256  # longest side of an overlay picture in the page

@@ -105,7 +105,7 @@ class ReCoSegmenter(Segmenter):
         ref = clip or self.bank.provenance.get("model")
         if not ref:
             raise ValueError("ReCo needs a CLIP (clip=LoadedModel or a model reference); the bank names none")
-        from pipeline.models import load_model
+        from pipeline.core.models import load_model
 
         return load_model(ref, device=self.device)
 
@@ -125,7 +125,7 @@ class ReCoSegmenter(Segmenter):
         """The bank's text embeddings (C, d_clip), or the CLIP's prompt-ensembled ones for banks without them."""
         text = self.bank.text_embeddings
         if text is None:
-            from pipeline.text import text_embeddings
+            from pipeline.core.text import text_embeddings
 
             text = text_embeddings(self.clip, self.bank.concepts)
         if text.shape[1] != int(self.clip.embed_dim):

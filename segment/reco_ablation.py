@@ -200,7 +200,7 @@ def run_ablation(
     LGC and CE are properties of the bank (see its params); their rows need banks built each way (this module's CLI
     does that on the toy world). Writes ablation.json under `out` when given.
     """
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
     from segment.evaluate import evaluate
 
     if bank is None:
@@ -226,7 +226,7 @@ def run_ablation(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ReCo's ablation on the toy world, printed as markdown tables."""
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     add_protocol_arguments(parser, context=ABLATION_CONTEXT_RATE)

@@ -368,7 +368,7 @@ def toy_experiment(
 
 def main(argv: list[str] | None = None) -> int:
     """Train ReCo+ on the toy world and print mIoU of text-only labels, ReCo and ReCo+ on the benchmark scenes."""
-    from pipeline.models import load_model as load_clip
+    from pipeline.core.models import load_model as load_clip
     from pipeline.toy.world import WorldSpec
     from segment.toy_bank_quality import add_protocol_arguments
 

@@ -37,7 +37,7 @@ def cmd_reco_plus_train(args: argparse.Namespace) -> int:
     """Pseudo-label the target images with ReCo (bank, CRF) and train a ReCo+ network on them; resumable."""
     import torch
 
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
     from segment.pseudo_labels import pseudo_label
     from segment.reco import ReCoSegmenter
     from segment.reco_plus import ARCHS, TOY_CONFIG, TrainConfig, train_reco_plus

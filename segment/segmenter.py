@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.registry import Registry
+from pipeline.core.registry import Registry
 
 
 @dataclass

@@ -176,7 +176,7 @@ def add_protocol_arguments(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: measure bank quality on the toy world and print markdown tables."""
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
     from segment.dense_encoders import create_dense_encoder
 
     parser = argparse.ArgumentParser(description=main.__doc__)

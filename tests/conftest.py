@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 LONG_FIRST = (
     "tests/segment/test_reco_plus.py",
     "tests/segment/zegclip/test_toy.py",
-    "tests/pipeline/test_demo.py",
+    "tests/pipeline/app/test_demo.py",
     "tests/pipeline/toy/test_quality.py",
 )
 
@@ -68,6 +68,6 @@ def toy_world(tmp_path_factory: pytest.TempPathFactory, small_spec: WorldSpec) -
 
 @pytest.fixture(scope="session")
 def toy_model():
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     return load_model("toy", device="cpu")

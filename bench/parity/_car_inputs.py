@@ -42,7 +42,7 @@ def parity_clip(seed: int):
     """
     import open_clip
 
-    from pipeline.models import LoadedModel, ModelRef
+    from pipeline.core.models import LoadedModel, ModelRef
 
     torch.manual_seed(seed)
     model = open_clip.model.CLIP(embed_dim=64, vision_cfg=VISION, text_cfg=TEXT, quick_gelu=True)

@@ -7,7 +7,7 @@ import os
 
 import mkdocs_gen_files
 
-from pipeline.cli import build_parser
+from pipeline.app.cli import build_parser
 
 os.environ["COLUMNS"] = "110"  # argparse wraps help to the terminal width (read when formatting): keep it stable
 

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.compact_weights import save_compact_weights
-from pipeline.models import TOY_ARCH, TOY_NAME, load_model
+from pipeline.core.clip_dense import token_path, value_path, vit_tokens_before_last_block
+from pipeline.core.compact_weights import save_compact_weights
+from pipeline.core.models import TOY_ARCH, TOY_NAME, load_model
 from pipeline.toy.quality import normalise_pixels, text_embeddings
 from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, vocabulary_token_ids
 from pipeline.toy.world import WorldSpec
-from segment.clip_dense import token_path, value_path, vit_tokens_before_last_block
 
 SALIENCY_SCALE = 10.0  # METHODS.md: DenseCLIP saliency is sigmoid(10 * cos(patch, text))
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 from pipeline.toy.world import Scene, WorldSpec, render_scene
 
 SHARD_DIGITS = 5  # img2dataset's default oom_shard_count

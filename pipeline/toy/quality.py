@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.models import LoadedModel
-from pipeline.pixels import image_embeddings, normalise_pixels
-from pipeline.text import TOY_TEMPLATES as TEMPLATES  # noqa: F401 (the toy scripts import it from here)
-from pipeline.text import text_embeddings
+from pipeline.core.clip_dense import clip_dense_features
+from pipeline.core.models import LoadedModel
+from pipeline.core.pixels import image_embeddings, normalise_pixels
+from pipeline.core.text import TOY_TEMPLATES as TEMPLATES  # noqa: F401 (the toy scripts import it from here)
+from pipeline.core.text import text_embeddings
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.world import WorldSpec
-from segment.clip_dense import clip_dense_features
 from segment.metrics import confusion_matrix, iou_per_class
 
 POOL_SEED = 7_000_001

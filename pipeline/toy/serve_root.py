@@ -12,12 +12,12 @@ def build_toy_root(out: Path | str, pool_size: int = 400, seed: int = 0, bench_s
     """Run the flow on a fresh toy world under `out` (the data root) and return it; a finished root is reused."""
     from archives.registry import Concept, save_registry
     from archives.retrieve import build_archives, run_dir
-    from pipeline.embed import EmbedStage
-    from pipeline.executors import LocalExecutor
-    from pipeline.index import build_index
-    from pipeline.manifest import record_stage
-    from pipeline.models import load_model
-    from pipeline.stage import run_stage
+    from pipeline.core.executors import LocalExecutor
+    from pipeline.core.manifest import record_stage
+    from pipeline.core.models import load_model
+    from pipeline.core.stage import run_stage
+    from pipeline.pool.embed import EmbedStage
+    from pipeline.pool.index import build_index
     from pipeline.toy.export import generate_toy_world
     from pipeline.toy.quality import text_embeddings
     from pipeline.toy.world import WorldSpec

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.compact_weights import save_compact_weights
-from pipeline.models import TOY_ARCH, register_model_configs
+from pipeline.core.compact_weights import save_compact_weights
+from pipeline.core.models import TOY_ARCH, register_model_configs
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.quality import TEMPLATES
 from pipeline.toy.world import COLOURS, WorldSpec, make_caption

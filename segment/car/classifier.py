@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segment.clip_dense import vit_tokens_before_last_block
+from pipeline.core.clip_dense import vit_tokens_before_last_block
 
 LAYERS = ("final", "penultimate")  # which block's CLS token the image embedding reads
 
@@ -48,7 +48,7 @@ class TemplateBank:
 def encode_images(loaded: Any, images: Sequence[np.ndarray], layer: str = "final") -> torch.Tensor:
     """L2-normalised embeddings (P, d) (model dtype) of same-sized (H, W, 3) uint8 images, resized whole to the model's
     square input; `layer` "penultimate" reads the CLS token entering the last block (the official code's choice)."""
-    from pipeline.pixels import normalise_pixels
+    from pipeline.core.pixels import normalise_pixels
 
     if layer not in LAYERS:
         raise ValueError(f"unknown classifier layer {layer!r}; choose from {', '.join(LAYERS)}")

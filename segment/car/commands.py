@@ -14,7 +14,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
     from segment.car.segmenter import CaRSegmenter
 
     try:

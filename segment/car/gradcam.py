@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segment.clip_dense import interpolate_positions
+from pipeline.core.clip_dense import interpolate_positions
 
 # Where the CAM is taken: "paper" (METHODS: gradient and activation at the last block's input, image embedding
 # proj(ln_post(mean patch token))) or "official" (the official code: at the output of the last block's ln_1, image

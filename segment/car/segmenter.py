@@ -30,14 +30,14 @@ def _load(clip: Any, device: torch.device) -> Any:
     if clip is None:
         raise ValueError("CaR needs a CLIP: clip=LoadedModel or a model reference such as 'toy' or 'ViT-B-16:openai'")
     if isinstance(clip, str):
-        from pipeline.models import load_model
+        from pipeline.core.models import load_model
 
         return load_model(clip, device=device)
     return clip
 
 
 def _is_toy(loaded: Any) -> bool:
-    from pipeline.models import TOY_NAME
+    from pipeline.core.models import TOY_NAME
 
     return getattr(getattr(loaded, "ref", None), "name", None) == TOY_NAME
 
@@ -96,11 +96,11 @@ class CaRSegmenter(Segmenter):
         self.classifier_clip = self.clip if classifier is None else _load(classifier, self.device)
         toy = _is_toy(self.clip)
         if templates is None:
-            from pipeline.text import templates as template_set
+            from pipeline.core.text import templates as template_set
 
             templates = template_set("toy" if _is_toy(self.classifier_clip) else "car")
         if cam_templates is None:
-            from pipeline.text import templates as template_set
+            from pipeline.core.text import templates as template_set
 
             cam_templates = template_set("toy") if toy else CAM_TEMPLATES
         self.background_queries = tuple(

@@ -87,7 +87,7 @@ def tables(result: ToyCarResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: measure CaR on toy benchmark scenes (with and without bank evidence and CRF)."""
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--scenes", type=int, default=DEFAULTS["scenes"], help="benchmark scenes measured (BENCH_SEED)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from pipeline.registry import Registry
+from pipeline.core.registry import Registry
 from segment.datasets.ade20k import open_ade20k
 from segment.datasets.base import SegDataset
 from segment.datasets.cityscapes import open_cityscapes

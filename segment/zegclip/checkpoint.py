@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 from segment.zegclip.model import ModelConfig, ZegCLIP
 from segment.zegclip.vocabulary import Vocabulary
 
@@ -83,7 +83,7 @@ def load_zegclip(folder: Path | str, clip=None, device: str | torch.device = "cp
     """(model in eval mode, vocabulary, meta, LoadedModel) from a checkpoint; the CLIP is loaded unless given."""
     meta = read_meta(folder)
     if clip is None:
-        from pipeline.models import load_model
+        from pipeline.core.models import load_model
 
         clip = load_model(meta.clip, device=device)
     if meta.extra.get("quick_gelu"):  # an imported official checkpoint: OpenAI's activation, whatever the config says

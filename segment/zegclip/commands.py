@@ -37,7 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     (--transductive-from: pseudo-labels for the unseen classes); optionally fed by a segment bank."""
     import torch
 
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
     from segment.bank import SegmentBank
     from segment.zegclip.checkpoint import read_meta
     from segment.zegclip.data import TrainingSet, check_split, split_masks

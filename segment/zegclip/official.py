@@ -112,8 +112,8 @@ def import_official(
     """Write a coarchive ZegCLIP checkpoint folder (with the CLIP it fills) from an official checkpoint file."""
     import open_clip
 
-    from pipeline.io import atomic_path
-    from pipeline.models import LoadedModel, ModelRef, register_model_configs
+    from pipeline.core.io import atomic_path
+    from pipeline.core.models import LoadedModel, ModelRef, register_model_configs
     from segment.zegclip.checkpoint import POSITIONS, CheckpointMeta, save_checkpoint
     from segment.zegclip.train import SEEN_BIAS
     from segment.zegclip.vocabulary import Vocabulary, embed_texts

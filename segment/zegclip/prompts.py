@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segment.clip_dense import interpolate_positions, value_tokens
+from pipeline.core.clip_dense import interpolate_positions, value_tokens
 
 
 def block_with_drop_path(block: nn.Module, x: torch.Tensor, drop: nn.Module, batch_first: bool) -> torch.Tensor:

@@ -149,7 +149,7 @@ def table(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure ZegCLIP on the toy world (seen/unseen split of shapes) and print the markdown table."""
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     d = ToySettings()

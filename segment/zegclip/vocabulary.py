@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 
 TEMPLATES = ("a photo of a {}.",)  # ZegCLIP VOC's single template
 
@@ -90,7 +90,7 @@ class Vocabulary:
 
 def embed_texts(loaded, concepts: Sequence[str], templates: Sequence[str] = TEMPLATES) -> torch.Tensor:
     """Prompt-ensembled unit text embeddings (C, d) float32 of `concepts` with the CLIP `loaded`."""
-    from pipeline.text import text_embeddings
+    from pipeline.core.text import text_embeddings
 
     return text_embeddings(loaded, list(concepts), tuple(templates))
 

@@ -14,7 +14,7 @@ from archives.archive import ITEMS_SCHEMA, archive_images, list_archives, read_a
 from archives.dedup import StoredVectors
 from archives.registry import Concept, save_registry
 from archives.toy_quality import archive_precision
-from pipeline.cli import main
+from pipeline.app.cli import main
 from pipeline.toy.world import STUFF, WorldSpec
 
 COMMON = ("circle", "square", "triangle", "star", "cross", "ring")

@@ -20,8 +20,8 @@ import pytest
 from archives.archive import list_archives, read_archive
 from archives.registry import Concept, save_registry
 from archives.toy_quality import archive_precision
-from pipeline.cli import main
-from pipeline.shard_reader import read_shard
+from pipeline.app.cli import main
+from pipeline.core.shard_reader import read_shard
 from pipeline.toy.world import STUFF, WorldSpec
 
 COMMON = ("circle", "square", "triangle", "star", "cross", "ring")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from archives.dedup import CLIP_THRESHOLD, TOY_THRESHOLD, default_threshold, greedy_dedup
-from pipeline.models import ModelRef
+from pipeline.core.models import ModelRef
 
 
 def test_default_threshold_per_model() -> None:

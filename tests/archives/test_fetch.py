@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from archives.fetch import MAX_FETCH, OVERFETCH, fetch_distinct
-from pipeline.query import Hit
+from pipeline.pool.query import Hit
 
 D = 8
 

@@ -10,7 +10,7 @@ import pytest
 
 from archives.prompts import concept_embeddings, concept_sentences, templates
 from archives.registry import Concept, load_registry, save_registry, select, slug
-from pipeline.cli import main
+from pipeline.app.cli import main
 
 
 def test_cli_add_list_remove_round_trip(tmp_path: Path, capsys) -> None:

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from tests.pipeline.nightly.world import make_root
+from tests.pipeline.app.nightly.world import make_root
 
 REPO = Path(__file__).resolve().parents[2]
 D0, D1, D2 = "2026-11-20", "2026-11-21", "2026-11-22"
-HEAVY = ("torch", "faiss", "open_clip", "pipeline.nightly.run", "pipeline.embed", "segment.bank")
+HEAVY = ("torch", "faiss", "open_clip", "pipeline.app.nightly.run", "pipeline.pool.embed", "segment.bank")
 
 
 def _airflow_env(home: Path) -> dict[str, str]:
@@ -59,7 +59,7 @@ def test_dag_folder_imports_without_errors_or_heavy_modules(tmp_path: Path) -> N
     result = _result(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300))
     assert result["errors"] == {} and result["heavy"] == []
     stages = ["ingest", "embed", "index", "archives", "banks", "evaluate", "publish"]
-    from pipeline.nightly.state import STAGES
+    from pipeline.app.nightly.state import STAGES
 
     assert result["tasks"] == stages == list(STAGES)
     assert result["upstream"] == {s: stages[i - 1 : i] for i, s in enumerate(stages)}

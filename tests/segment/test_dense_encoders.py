@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.core.clip_dense import clip_dense_features
 from pipeline.toy.quality import normalise_pixels
-from segment.clip_dense import clip_dense_features
 from segment.dense_encoders import (
     ClipDenseEncoder,
     DenseEncoder,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import tests.segment.eval_segmenters as test_segmenters
-from pipeline.cli import main
+from pipeline.app.cli import main
 
 CLASSES = ["grass", "sky", "circle", "square"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.cli import main
+from pipeline.app.cli import main
 from pipeline.toy.world import WorldSpec, render_scene
 from segment.reco_plus import read_checkpoint_meta
 from tests.segment.test_reco_plus import tiny_checkpoint

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from archives.archive import ITEMS_SCHEMA, image_member, images_tar_bytes
-from pipeline.cli import main
+from pipeline.app.cli import main
 from pipeline.toy.export import jpeg_bytes
 from pipeline.toy.world import WorldSpec, render_scene
 from segment.bank import SegmentBank

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.models import load_model
+from pipeline.core.models import load_model
 from pipeline.toy.dense_finetune import DenseFinetuneConfig, finetune_dense, tag_loss
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.shard_reader import decode_image, read_shard
+from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.toy.export import generate_toy_world, sample_key
 from pipeline.toy.world import WorldSpec
 

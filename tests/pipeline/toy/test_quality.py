@@ -43,7 +43,7 @@ def test_precision_helpers_on_a_hand_example() -> None:
 
 
 def test_a_real_architecture_at_its_own_input_size_goes_through_the_same_measurement() -> None:
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     loaded = load_model("ViT-B-32", device="cpu")  # random init, 224 px: toy scenes are resized to it
     q = measure_toy_quality(loaded, WorldSpec(), pool_size=64, bench_size=4, k=5, progress=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.models import load_model
+from pipeline.core.models import load_model
 from pipeline.toy.train import TrainConfig, train_toy_clip
 
 

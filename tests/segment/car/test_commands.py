@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.cli import main
+from pipeline.app.cli import main
 from pipeline.toy.quality import BENCH_SEED, render_many
 from pipeline.toy.world import WorldSpec
 

@@ -16,7 +16,7 @@ CONCEPTS = ["grass", "water", "sky", "circle", "square", "star"]
 
 @pytest.fixture(scope="module")
 def random_clip():
-    from pipeline.models import load_model
+    from pipeline.core.models import load_model
 
     torch.manual_seed(0)
     loaded = load_model("coarchive-toy-vit", device="cpu")  # no weights: random init

@@ -101,7 +101,7 @@ def test_unknown_official_key_is_an_error(toy_model) -> None:
 def _fresh_toy():
     import open_clip
 
-    from pipeline.models import register_model_configs
+    from pipeline.core.models import register_model_configs
 
     register_model_configs()
     return open_clip.create_model("coarchive-toy-vit", pretrained=None)

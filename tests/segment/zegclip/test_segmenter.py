@@ -84,7 +84,7 @@ def test_bank_fusion_mixes_references(parts) -> None:
 
 
 def test_cli_trains_resumes_and_evaluates(toy_world, tmp_path, capsys) -> None:
-    from pipeline.cli import main
+    from pipeline.app.cli import main
 
     out = tmp_path / "zeg"
     common = ["zegclip", "train", "--dataset", "toy", "--data-root", str(toy_world / "benchmark"), "--split", "val",
@@ -113,7 +113,7 @@ def test_cli_trains_resumes_and_evaluates(toy_world, tmp_path, capsys) -> None:
 
 def test_cli_trains_on_a_banks_archives(tmp_path, capsys) -> None:
     """--bank with --archives: the archive images of the bank's concepts join training, labelled by ReCo."""
-    from pipeline.cli import main
+    from pipeline.app.cli import main
     from pipeline.toy.serve_root import RUN, build_toy_root
     from segment.zegclip.checkpoint import read_meta
 

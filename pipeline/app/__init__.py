@@ -1,0 +1,1 @@
+"""The application layer: the CLI, the demo, the nightly run and the query service."""

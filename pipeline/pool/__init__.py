@@ -1,0 +1,1 @@
+"""The pool stages: ingest, embed, index and query an image pool."""
