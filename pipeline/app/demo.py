@@ -17,7 +17,7 @@ from pipeline.app.demo_segment import segmentation_section
 from pipeline.app.demo_zegclip import zegclip_section
 from pipeline.core.executors import LocalExecutor
 from pipeline.core.models import load_model
-from pipeline.core.report import PALETTE, Section, Tile, colourise, data_uri, write_report
+from pipeline.core.report import Section, Tile, colourise, data_uri, write_report
 from pipeline.core.stage import run_stage
 from pipeline.pool.embed import EmbedStage
 from pipeline.pool.index import build_index
@@ -88,11 +88,11 @@ def _dense_section(loaded, data: Path, spec: WorldSpec, count: int = 6) -> Secti
         )
         for name, image, mask, guess in zip(ids, images, masks, pred, strict=True)
     ]
-    legend = [Tile(data_uri(np.full((14, 28, 3), PALETTE[i], np.uint8)), c) for i, c in enumerate(spec.classes)]
     return Section(
         "Dense labels from the toy CLIP (MaskCLIP value path)",
         "Each patch is labelled with the class whose prompt embedding is closest to its value-path feature.",
-        grids=[("legend", legend), *rows],
+        grids=rows,
+        legend=list(spec.classes),
     )
 
 

@@ -17,9 +17,9 @@ from pipeline.toy.quality import dense_labels, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.bank_from_archives import bank_from_run
+from segment.bank_labels import bank_logits
 from segment.dense_encoders import create_dense_encoder
 from segment.metrics import confusion_matrix, iou_per_class
-from segment.toy_bank_quality import bank_logits
 
 ABSENT = ("dog",)  # a concept the toy pool never shows: its archive must come out weak
 RUN = "demo"
@@ -115,4 +115,7 @@ def bank_section(loaded, data: Path, spec: WorldSpec, archives: Path, shown: int
         f"built first: {', '.join(bank.params['context'])}). Labelling the {len(ids)} benchmark images by their "
         "nearest reference beats labelling them by the nearest text prompt, most of all on the things."
     )
-    return Section("Segment banks", text, rows, grids), bank
+    section = Section(
+        "Segment banks", text, rows, grids, legend=list(spec.classes), colour_scale="how surely a pixel is the thing"
+    )
+    return section, bank

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.report import Section, Tile, colourise, data_uri
+from pipeline.core.report import LABEL_COLOURS, Section, Tile, colourise, data_uri
 from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
 from segment.datasets import open_dataset
@@ -84,4 +84,4 @@ def car_section(
         "drops unconfident concepts until the set stops changing. 'bank evidence' adds the segment bank's reference "
         "embeddings to the classifier. Query sets per iteration: " + "; ".join(traces) + "."
     )
-    return Section("Segmentation: CaR beside ReCo", text, rows, grids)
+    return Section("Segmentation: CaR beside ReCo", text, rows, grids, legend=list(LABEL_COLOURS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.core.report import Section, Tile, colourise, data_uri
+from pipeline.core.report import LABEL_COLOURS, Section, Tile, colourise, data_uri
 from segment.bank import SegmentBank
 from segment.datasets import open_dataset
 from segment.evaluate import evaluate
@@ -45,4 +45,4 @@ def segmentation_section(loaded, data: Path, bank: SegmentBank, shown: int = 4) 
         "bank above. On the toy CLIP the DenseCLIP saliency product costs mIoU (its text saliency is wrong for some "
         "things), while the dense CRF helps; the masks below are the best row's."
     )
-    return Section("Segmentation: ReCo", text, rows, grids)
+    return Section("Segmentation: ReCo", text, rows, grids, legend=list(LABEL_COLOURS))

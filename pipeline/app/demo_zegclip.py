@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.core.report import Section, Tile, colourise, data_uri
+from pipeline.core.report import LABEL_COLOURS, Section, Tile, colourise, data_uri
 
 UNSEEN = ("star", "ring")
 DEMO_STEPS = 1000  # the shapes are not learned before several hundred steps (README, ZegCLIP)
@@ -31,10 +31,10 @@ def train_demo_model(loaded, folder: Path, spec, steps: int = DEMO_STEPS) -> Pat
     from dataclasses import replace
 
     from pipeline.toy.quality import TEMPLATES, render_many
+    from pipeline.toy.zegclip_quality import TOY_TRAIN, TRAIN_SEED
     from segment.zegclip.checkpoint import has_checkpoint, read_meta
     from segment.zegclip.data import TrainingSet, check_split, split_masks
     from segment.zegclip.model import ModelConfig, ZegCLIP
-    from segment.zegclip.toy import TOY_TRAIN, TRAIN_SEED
     from segment.zegclip.train import train_zegclip
     from segment.zegclip.vocabulary import Vocabulary, embed_texts
 
@@ -97,6 +97,6 @@ def zegclip_section(loaded, data: Path, spec=None, shown: int = 4, steps: int = 
         f"{steps} steps on toy scenes whose {', '.join(UNSEEN)} pixels carry no label, then asked for all "
         f"{len(dataset.classes)} classes on the {result.images} benchmark images. The unseen shapes come only from "
         "their names through the CLIP text tower. A longer run and the transductive and bank-fed variants are "
-        "measured by `python -m segment.zegclip.toy`."
+        "measured by `python -m pipeline.toy.zegclip_quality`."
     )
-    return Section("Segmentation: ZegCLIP", text, rows, grids), segmenter
+    return Section("Segmentation: ZegCLIP", text, rows, grids, legend=list(LABEL_COLOURS)), segmenter

@@ -88,6 +88,20 @@ class Section:
     text: str = ""
     table: list[list[str]] = field(default_factory=list)
     grids: list[tuple[str, list[Tile]]] = field(default_factory=list)  # (grid title, tiles)
+    legend: list[str] = field(default_factory=list)  # concept names whose label colours the grids use
+    colour_scale: str = ""  # what the heat maps in the grids show (draws the dark-to-bright scale from 0 to 1)
+
+    @property
+    def legend_colours(self) -> list[tuple[str, str]]:
+        """(name, CSS colour) for each legend entry, the colours `concept_colours` gives every picture."""
+        colours = concept_colours(self.legend)  # (n, 3) uint8
+        return [(name, "#" + bytes(rgb.tolist()).hex()) for name, rgb in zip(self.legend, colours, strict=True)]
+
+
+def heat_scale_css() -> str:
+    """The heat maps' colour scale as a CSS linear-gradient, dark (0) to bright (1)."""
+    stops = ", ".join("rgb({:.0f},{:.0f},{:.0f})".format(*rgb) for rgb in HEAT_STOPS)
+    return f"linear-gradient(to right, {stops})"
 
 
 def write_report(path: Path, title: str, sections: list[Section]) -> Path:
@@ -95,7 +109,7 @@ def write_report(path: Path, title: str, sections: list[Section]) -> Path:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.core", "templates"), autoescape=jinja2.select_autoescape(["html"])
     )
-    html = env.get_template("report.html").render(title=title, sections=sections)
+    html = env.get_template("report.html").render(title=title, sections=sections, heat_scale=heat_scale_css())
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path

@@ -20,3 +20,5 @@ def test_demo_writes_a_report(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "banks" / "toy" / "demo" / "bank.json").is_file()
     assert "Segmentation: ReCo" in html and "ReCo, bank only + dense CRF" in html
     assert "components, step by step" in html and "seeds in the" in html and "LGC + CE" in html
+    # every section with label pictures names its colours; the bank heat maps carry their scale
+    assert html.count('aria-label="label colours"') >= 5 and 'aria-label="heat map scale"' in html
