@@ -45,29 +45,44 @@ def read_shard(tar_url: str) -> ShardContents:
     url and caption for rows whose json is missing.
     """
     contents = ShardContents()
+    contents.samples.extend(iter_shard(tar_url, contents.problems))
+    return contents
+
+
+def iter_shard(tar_url: str, problems: Counter) -> Iterator[RawSample]:
+    """Stream a shard's samples in tar order, as `read_shard` reads them, counting problems into `problems`.
+
+    Only one sample's bytes are held at a time; the parquet (ids, urls, captions: small) is read first. The counts
+    are complete once the iterator is exhausted, in the order `read_shard` gives them.
+    """
     errors: list[Exception] = []
+    parquet_rows, parquet_problem = _parquet_rows(tar_url)
 
     def stop(error: Exception) -> bool:
         errors.append(error)
         return False
 
+    row = 0
     try:
         with fsspec.open(tar_url, "rb") as stream:
             files = ({**f, "__url__": tar_url} for f in tar_file_iterator(stream, handler=stop))
-            for sample in group_by_keys(first_copies(files, contents.problems), handler=stop):
+            for sample in group_by_keys(first_copies(files, problems), handler=stop):
                 data = next((sample[s] for s in IMAGE_SUFFIXES if s in sample), None)
                 meta = _json(sample.get("json"))
                 if "txt" in sample and "caption" not in meta:
                     meta["caption"] = sample["txt"].decode("utf-8", "replace")
-                contents.samples.append(RawSample(len(contents.samples), sample["__key__"], data, meta))
+                raw = RawSample(row, sample["__key__"], data, meta)
+                _fill_meta(raw, parquet_rows)
+                row += 1
+                yield raw
     except FileNotFoundError:
         raise
     except Exception as error:  # a broken tar ends the shard early; its good samples are kept
         errors.append(error)
     if errors:
-        contents.problems["truncated or corrupt tar"] += 1
-    _fill_from_parquet(tar_url, contents)
-    return contents
+        problems["truncated or corrupt tar"] += 1
+    if parquet_problem:
+        problems[parquet_problem] += 1
 
 
 def first_copies(files: Iterable[dict], problems: Counter) -> Iterator[dict]:
@@ -108,22 +123,23 @@ def _json(raw: bytes | None) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _fill_from_parquet(tar_url: str, contents: ShardContents) -> None:
+def _parquet_rows(tar_url: str) -> tuple[dict[str, dict], str | None]:
+    """The shard parquet's url and caption by key, and the problem met reading it (None when there was none)."""
     parquet_url = tar_url[: -len(".tar")] + ".parquet"
     try:
         with fsspec.open(parquet_url, "rb") as f:
-            rows = {r["key"]: r for r in pq.read_table(f, columns=["key", "url", "caption"]).to_pylist()}
+            return {r["key"]: r for r in pq.read_table(f, columns=["key", "url", "caption"]).to_pylist()}, None
     except FileNotFoundError:
-        contents.problems["missing parquet"] += 1
-        return
+        return {}, "missing parquet"
     except Exception:
-        contents.problems["unreadable parquet"] += 1
-        return
-    for sample in contents.samples:
-        row = rows.get(sample.key, {})
-        for name in ("url", "caption"):
-            if not sample.meta.get(name) and row.get(name):
-                sample.meta[name] = row[name]
+        return {}, "unreadable parquet"
+
+
+def _fill_meta(sample: RawSample, rows: dict[str, dict]) -> None:
+    row = rows.get(sample.key, {})
+    for name in ("url", "caption"):
+        if not sample.meta.get(name) and row.get(name):
+            sample.meta[name] = row[name]
 
 
 def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from pipeline.core.io import write_atomically
+from pipeline.core.loader import ShardLoader
+from pipeline.core.loader_device import PixelSpec, batch_to_device
 from pipeline.core.model_choice import MODEL_RECORD, model_record
 from pipeline.core.models import LoadedModel, ModelRef, load_model
-from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.core.stage import Stage
 
 EMBED_SCHEMA = pa.schema(
@@ -45,10 +45,17 @@ def split_id(ident: int) -> tuple[int, int]:
     return ident >> 32, ident & 0xFFFFFFFF
 
 
+DECODES = ("auto", "cpu", "gpu")
+PRECISIONS = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 @functools.lru_cache(maxsize=2)
 def _worker_model(ref: ModelRef, device: str | None) -> LoadedModel:
-    """Each worker process loads a model once and keeps it for all its tasks."""
-    return load_model(ref, device=device)
+    """Each worker process loads a model once and keeps it for all its tasks (channels-last on CUDA)."""
+    loaded = load_model(ref, device=device)
+    if loaded.device.type == "cuda":
+        loaded.model.to(memory_format=torch.channels_last)
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,28 @@ class EmbedStage(Stage):
     model: ModelRef
     batch_size: int = 256
     cpu_chunk: int = 32  # on CPU, forward passes of this many images: attention stays in cache (1.8x measured)
-    decode_threads: int = 2
+    decode_threads: int = 2  # with loader_workers 0: threads decoding in the embedding process
     device: str | None = None
+    loader_workers: int = 0  # processes decoding and preprocessing while the model runs (0: decode_threads threads)
+    decode: str = "auto"  # JPEGs decoded on the model's device (gpu), by PIL in the loader (cpu), gpu on CUDA (auto)
+    precision: str = "auto"  # autocast dtype: fp16 on CUDA and fp32 on CPU (auto), or fp32, fp16, bf16
+    prefetch: int = 2  # loader jobs in flight per worker: bounds the decoded pixels held at once
     name: str = "embed"
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.loader_workers < 0 or self.decode_threads < 1 or self.prefetch < 1:
+            raise ValueError(
+                f"loader workers must be >= 0 and decode threads, prefetch >= 1; got {self.loader_workers}, "
+                f"{self.decode_threads}, {self.prefetch}"
+            )
+        if self.decode not in DECODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODES)}; got {self.decode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.device is not None and torch.device(self.device).type == "cpu" and self.precision == "fp16":
+            raise ValueError("precision fp16 needs a CUDA device (on the CPU: fp32 or bf16)")
 
     @property
     def out_dir(self) -> str:
@@ -115,51 +137,73 @@ class EmbedStage(Stage):
         return fs.exists(path)
 
     def run_task(self, task: EmbedTask) -> dict:
-        """Read, decode, preprocess (threads) and embed one shard; write .npy then .parquet atomically."""
+        """Stream one shard through the loader (workers decode while the model runs); write .npy then .parquet."""
         loaded = _worker_model(self.model, self.device)
-        contents = read_shard(task.tar_url)
-        problems = dict(contents.problems)
-        with ThreadPoolExecutor(self.decode_threads) as pool:
-            decoded = list(pool.map(lambda s: decode_image(s.data), contents.samples))
-            good = [(s, img) for s, (img, _) in zip(contents.samples, decoded, strict=True) if img is not None]
-            for _, reason in decoded:
-                if reason:
-                    problems[reason] = problems.get(reason, 0) + 1
-            pixels = list(pool.map(lambda item: loaded.preprocess(Image.fromarray(item[1])), good))
-        vectors = self._encode(loaded, pixels)  # (n, d) float16
-        rows = [
-            {
-                "id": sample_id(task.shard, s.row),
-                "key": s.key,
-                "url": s.meta.get("url") or "",
-                "caption": s.meta.get("caption") or "",
-                "width": int(img.shape[1]),
-                "height": int(img.shape[0]),
-                "status": "ok",
-            }
-            for s, img in good
-        ]
-        self._write(task, vectors, rows, problems)
-        return {
-            "samples": len(contents.samples),
-            "embedded": len(rows),
-            **{f"skipped: {k}": v for k, v in problems.items()},
-        }
+        cuda = loaded.device.type == "cuda"
+        spec = PixelSpec.of(loaded.model.visual, loaded.image_size)
+        on_device = self.decode == "gpu" or (self.decode == "auto" and cuda and spec is not None)
+        if on_device and spec is None:
+            raise ValueError(f"--decode gpu: {self.model}'s transform is not shortest-side resize and crop")
+        step = self.batch_size if cuda else min(self.batch_size, self.cpu_chunk)
+        loader = ShardLoader(
+            loaded.preprocess,
+            step,
+            workers=self.loader_workers,
+            threads=self.decode_threads,
+            prefetch=self.prefetch,
+            jpeg_to_device=on_device,
+            pin_memory=cuda,
+        )
+        problems: Counter = Counter()  # what the tar reader met, then the images that did not decode
+        bad_images: Counter = Counter()
+        vectors, rows = [], []
+        for batch in loader.batches(task.tar_url, problems, bad_images):
+            pixels, dropped = batch_to_device(batch, loaded.device, spec, loaded.preprocess)  # (m, 3, S, S)
+            bad_images.update(dropped.values())
+            kept = [i for i in range(len(batch)) if i not in dropped]
+            vectors.append(self._forward(loaded, pixels))  # (m, d) float32 on the device
+            for i in kept:
+                sample, (width, height) = batch.samples[i], batch.sizes[i]
+                rows.append(
+                    {
+                        "id": sample_id(task.shard, sample.row),
+                        "key": sample.key,
+                        "url": sample.meta.get("url") or "",
+                        "caption": sample.meta.get("caption") or "",
+                        "width": width,
+                        "height": height,
+                        "status": "ok",
+                    }
+                )
+        problems.update(bad_images)
+        self._write(task, self._to_numpy(vectors, loaded.embed_dim), rows, dict(problems))
+        samples = loader.stats.read
+        return {"samples": samples, "embedded": len(rows), **{f"skipped: {k}": v for k, v in problems.items()}}
+
+    def _autocast_dtype(self, device: torch.device) -> torch.dtype:
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return torch.float16 if device.type == "cuda" else torch.float32
+        if dtype is torch.float16 and device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device (on the CPU: fp32 or bf16)")
+        return dtype
 
     @torch.no_grad()
-    def _encode(self, loaded: LoadedModel, pixels: list[torch.Tensor]) -> np.ndarray:
-        dim = loaded.embed_dim
-        if not pixels:
+    def _forward(self, loaded: LoadedModel, pixels: torch.Tensor) -> torch.Tensor:
+        """(m, 3, S, S) pixels -> (m, d) float32 L2-normalised features, left on the model's device."""
+        dtype = self._autocast_dtype(loaded.device)
+        if loaded.device.type == "cuda":
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(loaded.device.type, dtype=dtype, enabled=dtype is not torch.float32):
+            features = loaded.model.encode_image(pixels)
+        return F.normalize(features.float(), dim=-1)
+
+    @staticmethod
+    def _to_numpy(vectors: list[torch.Tensor], dim: int) -> np.ndarray:
+        """Per-batch features -> one (n, d) float16 array, converted batch by batch as the whole-shard path did."""
+        if not vectors:
             return np.zeros((0, dim), np.float16)
-        out = []
-        autocast = loaded.device.type == "cuda"
-        step = self.batch_size if autocast else min(self.batch_size, self.cpu_chunk)
-        for start in range(0, len(pixels), step):
-            batch = torch.stack(pixels[start : start + step]).to(loaded.device)
-            with torch.autocast(loaded.device.type, enabled=autocast):
-                features = loaded.model.encode_image(batch)
-            out.append(F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float16))
-        return np.concatenate(out)
+        return np.concatenate([v.cpu().numpy().astype(np.float16) for v in vectors])
 
     def _write(self, task: EmbedTask, vectors: np.ndarray, rows: list[dict], problems: dict) -> None:
         stem = f"{self.out_dir}/{task.shard:05d}"
