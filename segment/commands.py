@@ -188,15 +188,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register this package's subcommands on the `coarchive` parser."""
+def add_commands(commands: argparse._SubParsersAction, vocabularies: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Register this package's subcommands on the `coarchive` parser; `vocabularies`: model name -> the concepts that
+    CLIP knows (the application gives the toy CLIP's)."""
     from segment.car.commands import add_commands as add_car_commands
     from segment.reco_plus_commands import add_commands as add_reco_plus_commands
     from segment.zegclip.commands import add_commands as add_zegclip_commands
 
     add_reco_plus_commands(commands)
     add_zegclip_commands(commands)
-    add_car_commands(commands)
+    add_car_commands(commands, vocabularies)
     co = commands.add_parser(
         "cosegment", help="co-segment archives into a segment bank", description=cmd_cosegment.__doc__
     )

@@ -26,8 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # Minutes each on one core, longest first: started first, so that the 2 xdist workers do not end on them.
 LONG_FIRST = (
-    "tests/segment/test_reco_plus.py",
-    "tests/segment/zegclip/test_toy.py",
+    "tests/pipeline/toy/test_reco_plus_quality.py",
+    "tests/pipeline/toy/test_zegclip_quality.py",
     "tests/pipeline/app/test_demo.py",
     "tests/pipeline/toy/test_quality.py",
 )

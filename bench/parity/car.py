@@ -10,8 +10,6 @@ docs/parity/car.md); its modules are imported by path with the stand-ins of benc
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +18,9 @@ import numpy as np
 
 from bench.parity import _car_inputs as inputs
 from bench.parity import _car_official as official
+from bench.parity._cli import parity_parser, refuse, write_fixture
+
+DEFAULT_OFFICIAL = Path("/tmp/official/car")
 
 PROMPT_KINDS = ("blur", "black", "gray", "circle", "rectangle", "contour")
 
@@ -129,15 +130,12 @@ def fixture_arrays(index: int, image: np.ndarray, run: official.OfficialRun, lab
 
 def main(argv: list[str] | None = None) -> int:
     """Run both implementations, print the table, optionally write the fixture."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--official", type=Path, default=Path("/tmp/official/car"), help="clip_as_rnn/ checkout")
-    parser.add_argument("--write-fixture", type=Path, default=None, help="write the official numbers here (.npz)")
+    parser = parity_parser("python -m bench.parity.car", __doc__.split("\n\n")[0], DEFAULT_OFFICIAL, "clip_as_rnn/")
     args = parser.parse_args(argv)
     try:
         root = official.check_checkout(args.official)
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return refuse(error)
     start = time.time()
     cam, classifier = inputs.parity_clip(inputs.CAM_SEED), inputs.parity_clip(inputs.CLASSIFIER_SEED)
     official.install_stand_ins({"cam": cam, "classifier": classifier})
@@ -167,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         same_text = "" if same is None else f"{same:.4f}"
         print(f"| {index} | {stage} | {diff_text} | {same_text} |")
     if args.write_fixture is not None:
-        args.write_fixture.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.write_fixture, **arrays)
-        print(f"\nfixture: {args.write_fixture} ({args.write_fixture.stat().st_size / 1024:.0f} KiB)")
+        write_fixture(args.write_fixture, arrays)
     return 0
 
 

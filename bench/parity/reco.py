@@ -11,11 +11,9 @@ from pixels with the tiny DeiT on both sides (float32). docs/parity/reco.md expl
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from bench.parity import _reco_inputs as inp
+from bench.parity._cli import parity_parser, refuse, write_fixture
 
 DEFAULT_OFFICIAL = Path("/tmp/official/reco")
 FIXTURE = Path(__file__).resolve().parents[2] / "tests/segment/parity/fixtures/reco.npz"
@@ -155,17 +154,14 @@ def fixture_arrays(official: dict, raw: dict, e2e: dict, features: torch.Tensor,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both implementations, print the parity table; optionally write the official outputs as the fixture."""
-    parser = argparse.ArgumentParser(prog="python -m bench.parity.reco", description=__doc__.splitlines()[0])
-    parser.add_argument("--official", type=Path, default=DEFAULT_OFFICIAL, help="a checkout of NoelShin/reco")
-    parser.add_argument("--write-fixture", type=Path, default=None, help="store the official outputs here (.npz)")
+    parser = parity_parser("python -m bench.parity.reco", __doc__.splitlines()[0], DEFAULT_OFFICIAL, "NoelShin/reco")
     args = parser.parse_args(argv)
     from bench.parity import _reco_official as off
 
     try:
         ns = off.load_official(args.official)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as error:
+        return refuse(error)
     torch.manual_seed(0)
     si = inp.stage_inputs()
     unit = {k: si.unit(k) for k in si.raw}
@@ -180,9 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         features = encoder(inp.pixels(probe)).permute(0, 2, 3, 1).contiguous()  # (2, h, w, d) raw
     if args.write_fixture is not None:
         shapes = {k: list(v.shape) for k, v in state.items()}
-        args.write_fixture.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.write_fixture, **fixture_arrays(official, raw, e2e, features, shapes))
-        print(f"fixture written: {args.write_fixture} ({args.write_fixture.stat().st_size // 1024} KiB)")
+        write_fixture(args.write_fixture, fixture_arrays(official, raw, e2e, features, shapes))
     saliency = TableEncoder(si.clip, "denseclip-table")
     with tempfile.TemporaryDirectory() as tmp:
         ours_encoder = coarchive_encoder(state, Path(tmp))

@@ -13,10 +13,8 @@ segmenter as a user would (float32) against the official float32 run. Prints a m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.parity import _zegclip_inputs as inputs
+from bench.parity._cli import parity_parser, refuse, write_fixture
 
 DEFAULT_OFFICIAL = Path("/tmp/official/zegclip")
 OFFICIAL_TEMPLATE = "a photo of a {}"  # the official code's and its VOC embedding notebook's single template
@@ -273,13 +272,11 @@ def markdown(rows: list[dict[str, str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the parity table of coarchive's ZegCLIP against the official code; optionally write the fixture."""
-    parser = argparse.ArgumentParser(prog="python -m bench.parity.zegclip", description=main.__doc__)
-    parser.add_argument("--official", type=Path, default=DEFAULT_OFFICIAL, help="checkout of ZiqinZhou66/ZegCLIP")
-    parser.add_argument("--write-fixture", type=Path, help="write the official outputs here (.npz)")
+    parser = parity_parser("python -m bench.parity.zegclip", main.__doc__, DEFAULT_OFFICIAL, "ZiqinZhou66/ZegCLIP")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     args = parser.parse_args(argv)
     if not (args.official / "models" / "segmentor" / "zegclip.py").is_file():
-        raise SystemExit(f"parity.zegclip: error: no ZegCLIP checkout at {args.official} (git clone it, see --help)")
+        return refuse(f"no ZegCLIP checkout at {args.official} (git clone it, see --help)")
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)
     from bench.parity._zegclip_official import STOOD_IN
@@ -290,11 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         ref = run_official(args.official, work, checkpoint)
         ours = run_ours(ref, work, checkpoint)
     if args.write_fixture:
-        args.write_fixture.parent.mkdir(parents=True, exist_ok=True)
         ref["command"] = np.array(f"python -m bench.parity.zegclip --official {args.official} --write-fixture PATH")
         ref["official_commit"] = np.array(checkout_commit(args.official))
-        np.savez_compressed(args.write_fixture, **ref)
-        print(f"wrote {args.write_fixture}", file=sys.stderr)
+        write_fixture(args.write_fixture, ref)
     print(
         f"ZegCLIP parity, official checkout {args.official} (tiny seeded model {inputs.TINY}), float64 unless noted\n"
     )

@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     from segment.commands import add_commands as add_segment_commands
 
     add_archive_commands(commands)
-    add_segment_commands(commands)
+    add_segment_commands(commands, vocabularies={"toy": (*STUFF, *THINGS)})  # the words the toy CLIP knows
     add_run_commands(commands)
     add_serve_commands(commands)
     _accept_everywhere(parser, ("--quiet", "--verbose"))

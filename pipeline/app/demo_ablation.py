@@ -7,8 +7,9 @@ from PIL import Image, ImageDraw
 from pipeline.core.report import Section, Tile, data_uri
 from pipeline.toy.export import render_as_pooled
 from pipeline.toy.quality import POOL_SEED
+from pipeline.toy.reco_ablation import CI_PROTOCOL, CI_SPEC, AblationResult, measure_reco_ablation
 from pipeline.toy.world import WorldSpec
-from segment.reco_ablation import CI_PROTOCOL, CI_SPEC, PAPER_STEPS, AblationResult, bank_name, measure_reco_ablation
+from segment.reco_ablation import PAPER_STEPS, bank_name
 
 SCALE = 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 
 
 def _csv(text: str) -> list[str]:
@@ -14,8 +15,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from pipeline.core.models import load_model
+    from pipeline.core.models import ModelRef, load_model
     from segment.car.segmenter import CaRSegmenter
+    from segment.car.settings import BACKGROUND_CONCEPT
 
     try:
         with Image.open(args.image) as picture:
@@ -30,13 +32,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
             options[name] = getattr(args, name)
     if args.prompts:
         options["prompts"] = args.prompts
+    known = getattr(args, "vocabularies", {}).get(ModelRef.parse(args.model).name)  # the words this CLIP knows
+    if not (args.concepts or known or args.bank):
+        raise ValueError(f"give --concepts: model {args.model!r} declares no vocabulary and there is no --bank")
+    if known and args.bank is None:  # a bank declares its own concepts
+        options["vocabulary"] = [*known, BACKGROUND_CONCEPT]
     loaded = load_model(args.model, device=args.device)
     segmenter = CaRSegmenter(loaded, bank=args.bank, crf=args.crf, device=args.device, preset=args.preset, **options)
-    concepts = _csv(args.concepts) if args.concepts else None
-    if concepts is None:
-        from pipeline.toy.world import WorldSpec
-
-        concepts = list(WorldSpec().classes)
+    if args.concepts:
+        concepts = _csv(args.concepts)
+    else:  # the model's vocabulary, else the bank's concepts
+        concepts = list(known or segmenter.evidence.bank.concepts)
     out, result = segmenter.segment(image, concepts)
     _, queries, _ = segmenter.check(concepts)
     if result is not None:
@@ -49,15 +55,20 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Register this package's subcommands on the `coarchive` parser."""
+def add_commands(commands: argparse._SubParsersAction, vocabularies: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Register this package's subcommands on the `coarchive` parser; `vocabularies` maps a model name to the concepts
+    that CLIP knows (the application gives the toy CLIP's: the toy world's classes)."""
     car = commands.add_parser("car", help="CaR (CLIP as RNN) tools", description=__doc__)
     sub = car.add_subparsers(dest="car_command", required=True)
     trace = sub.add_parser(
         "trace", help="print CaR's query set per iteration for one image", description=cmd_trace.__doc__
     )
     trace.add_argument("image", help="an image file")
-    trace.add_argument("--concepts", default=None, help="comma-separated concepts (default: the toy world's classes)")
+    trace.add_argument(
+        "--concepts",
+        default=None,
+        help="comma-separated concepts (default: the words the model knows, as the toy CLIP's, else the bank's)",
+    )
     trace.add_argument("--model", default="toy", help="open_clip model reference (default: the toy CLIP)")
     trace.add_argument("--bank", default=None, help="segment bank folder: add bank evidence to the classifier")
     trace.add_argument("--preset", default=None, help="voc, coco-object, context, ade20k or toy")
@@ -68,4 +79,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     trace.add_argument("--prompts", default=None, help="visual prompts joined by '+', e.g. circle+blur")
     trace.add_argument("--crf", action="store_true", help="dense CRF post-processing")
     trace.add_argument("--device", default="cpu")
-    trace.set_defaults(func=cmd_trace)
+    known = {name: tuple(words) for name, words in (vocabularies or {}).items()}
+    trace.set_defaults(func=cmd_trace, vocabularies=known)

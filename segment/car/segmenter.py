@@ -61,7 +61,8 @@ class CaRSegmenter(Segmenter):
     `clip` proposes masks, `classifier` (default: the same CLIP) scores prompted images. With `bank`, the classifier
     also weighs mask-pooled dense features against the bank's reference embeddings (`bank_weight`). A concept named
     `background` gets the background channel (1 - max CAM)^bg_factor instead of a CAM. `vocabulary` limits the
-    concepts accepted (default: the bank's concepts, the toy world's classes for the toy CLIP, else any text).
+    concepts accepted (default: the bank's concepts, else any text; a caller whose CLIP knows only some words passes
+    them, as the application passes the toy world's classes for the toy CLIP).
     `settings` or a `preset` name (default: 'toy' for the toy CLIP, else CaR's 'voc' thresholds); keyword `options`
     override single fields (e.g. mask_threshold=0.5).
     """
@@ -116,10 +117,6 @@ class CaRSegmenter(Segmenter):
         self.evidence = BankEvidence(bank, self.clip, temperature=s.bank_temperature) if bank is not None else None
         if vocabulary is None and self.evidence is not None:
             vocabulary = [*self.evidence.bank.concepts, BACKGROUND_CONCEPT]
-        if vocabulary is None and toy:
-            from pipeline.toy.world import WorldSpec
-
-            vocabulary = [*WorldSpec().classes, BACKGROUND_CONCEPT]
         self.vocabulary = None if vocabulary is None else set(vocabulary)
         self.use_crf = bool(crf)
         self.crf_settings = crf_settings or CrfSettings()

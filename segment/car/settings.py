@@ -76,8 +76,8 @@ PRESETS = {  # CaR's per-benchmark thresholds (mask / confidence / CAM box) and 
     "coco-object": CarSettings(0.5, 0.3, 0.5, ("blur", "gray")),
     "context": CarSettings(0.6, 0.25, 0.4, ("circle", "blur")),
     "ade20k": CarSettings(0.6, 0.25, 0.7, ("gray", "blur")),
-    # the toy world: 13 classes and 4 toy templates make the outer softmax flat (tuned on pool scenes, python -m
-    # segment.car.toy --tune); measured on held-out benchmark scenes
+    # the toy world: 13 classes and 4 toy templates make the outer softmax flat (tuned on pool scenes with python -m
+    # pipeline.toy.car_quality --set); measured on held-out benchmark scenes
     "toy": CarSettings(0.4, 0.06, 0.4, ("circle",)),
 }
 

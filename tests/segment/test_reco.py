@@ -2,7 +2,7 @@
 
 Quality on a small toy protocol (600-image pool at 5% rare rate, top-10 archives, 40 scenes; measured on 2 cores):
 mIoU text labels 0.42; ReCo without the saliency product 0.54, with it 0.46 (the toy CLIP's text saliency is poor
-on several things). The full ablation, with floors, is tests/segment/test_reco_ablation.py.
+on several things). The full ablation, with floors, is tests/pipeline/toy/test_reco_ablation.py.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.toy.bank_quality import toy_archives
 from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, render_many, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
@@ -19,7 +20,6 @@ from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
 from segment.reco import ReCoSegmenter, concept_maps, square_resize
 from segment.reco_ablation import evaluate_labels, segment_all
 from segment.segmenter import create_segmenter
-from segment.toy_bank_quality import toy_archives
 
 SPEC = WorldSpec(rare_rate=0.05)
 CLASSES = list(SPEC.classes)

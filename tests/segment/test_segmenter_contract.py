@@ -21,9 +21,9 @@ from tests.segment.zegclip import contract_factory as zegclip_contract
 
 def _reco(toy_model) -> tuple[Segmenter, list[str]]:
     """ReCo on a bank co-segmented from top-6 archives of a 240-image toy pool (about 3 s on one core)."""
+    from pipeline.toy.bank_quality import toy_archives
     from segment.cosegment import build_bank
     from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
-    from segment.toy_bank_quality import toy_archives
 
     spec = WorldSpec(rare_rate=0.05)
     images, masks, _ = render_many(spec, POOL_SEED, 240, workers=1, progress=False)

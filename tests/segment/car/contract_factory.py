@@ -7,6 +7,8 @@ from segment.segmenter import Segmenter, create_segmenter
 
 
 def build(toy_model) -> tuple[Segmenter, list[str]]:
-    """(segmenter, concepts) for the contract test: CaR on the toy CLIP (proposals and classifier), no bank."""
-    segmenter = create_segmenter("car", clip=toy_model, device="cpu", max_iterations=3)
-    return segmenter, list(WorldSpec().classes)
+    """(segmenter, concepts) for the contract test: CaR on the toy CLIP (proposals and classifier), no bank; the
+    caller gives the words the toy CLIP knows, as the application does."""
+    classes = list(WorldSpec().classes)
+    segmenter = create_segmenter("car", clip=toy_model, device="cpu", max_iterations=3, vocabulary=classes)
+    return segmenter, classes

@@ -25,10 +25,18 @@ def test_trace_prints_each_iteration(scene, capsys) -> None:
     assert out.startswith("iteration 1: 4 queries [sky ") and "stopped: " in out and "label areas: " in out
 
 
+def test_trace_defaults_to_the_words_the_toy_clip_knows(scene, capsys) -> None:
+    """Without --concepts: the toy world's classes, which the application gives for the toy CLIP."""
+    assert main(["car", "trace", scene, "--max-iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"iteration 1: {len(WorldSpec().classes)} queries [{WorldSpec().classes[0]} ")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--concepts", "sky,unicorn"], "unicorn"),
+        (["--model", "ViT-B-16"], "give --concepts"),  # a CLIP that declares no vocabulary, and no bank
         (["--confidence-threshold", "1.5"], "confidence_threshold"),
         (["--max-iterations", "0"], "max_iterations"),
         (["--prompts", "circle+sparkle"], "sparkle"),

@@ -1,4 +1,8 @@
-"""Segment-bank quality on the toy world: text-retrieved archives, co-segmented banks, dense IoU vs text labels."""
+"""Segment-bank quality on the toy world: text-retrieved archives, co-segmented banks, dense IoU vs text labels.
+
+`python -m pipeline.toy.bank_quality` prints the tables (docs/guides/cosegment.md); its protocol options are shared by
+the other toy measurement scripts.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, image_embeddings, render_many, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
+from segment.bank_labels import label_with_bank
 from segment.cosegment import ConceptImages, build_bank
 from segment.dense_encoders import ClipDenseEncoder, DenseEncoder
 from segment.metrics import confusion_matrix, iou_per_class
@@ -40,29 +44,6 @@ def toy_archives(
             ConceptImages(name, [images[r] for r in rows], text[c], context=name in spec.stuff, ids=rows.tolist())
         )
     return archives, precision
-
-
-@torch.no_grad()
-def bank_logits(features: torch.Tensor, bank: SegmentBank, size: tuple[int, int]) -> torch.Tensor:
-    """cos(patch feature, reference) per concept, bilinearly upsampled: (N, C, H, W) from features (N, h, w, d)."""
-    logits = torch.einsum("nhwd,cd->nchw", features.float(), bank.references)
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-
-
-@torch.no_grad()
-def label_with_bank(
-    encoder: DenseEncoder,
-    bank: SegmentBank,
-    images: np.ndarray,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """(N, H, W) uint8 argmax labels: each pixel's nearest reference (ReCo's full inference is segment/reco.py)."""
-    size = tuple(images.shape[1:3])
-    out = []
-    for start in range(0, len(images), batch_size):
-        scores = bank_logits(encoder.encode(images[start : start + batch_size]), bank, size)  # (B, C, H, W)
-        out.append(scores.argmax(1).to(torch.uint8).numpy())
-    return np.concatenate(out)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """CaR on the toy world: mIoU floors (text only, with bank evidence, with CRF) a little below the measured values.
 
-Re-measure with `python -m segment.car.toy` (its defaults are this test's protocol) and update docs/car.md."""
+Re-measure with `python -m pipeline.toy.car_quality` (its defaults are this test's protocol) and update
+docs/segmenters/car.md."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import itertools
 
 import pytest
 
+from pipeline.toy.car_quality import DEFAULTS, measure, toy_bank
 from pipeline.toy.quality import BENCH_SEED, render_many
 from pipeline.toy.world import WorldSpec
-from segment.car.toy import DEFAULTS, measure, toy_bank
 
 FLOORS = {
     "text": 0.12,

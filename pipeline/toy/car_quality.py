@@ -1,4 +1,7 @@
-"""CaR on the toy world: mIoU with and without bank evidence and CRF, query sets per iteration; markdown tables."""
+"""CaR on the toy world: mIoU with and without bank evidence and CRF, query sets per iteration; markdown tables.
+
+`python -m pipeline.toy.car_quality` prints them (docs/segmenters/car.md); its defaults are the test's protocol.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +13,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipeline.toy.bank_quality import toy_archives
 from pipeline.toy.quality import BENCH_SEED, POOL_SEED, render_many
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
+from segment.cosegment import build_bank
+from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
 from segment.metrics import confusion_matrix, mean_iou
 
-DEFAULTS = {"scenes": 12, "pool_size": 400, "k": 8}  # the protocol of tests/segment/car/test_toy_quality.py
+DEFAULTS = {"scenes": 12, "pool_size": 400, "k": 8}  # the protocol of tests/pipeline/toy/test_car_quality.py
 
 
 def toy_bank(loaded, spec: WorldSpec, pool_size: int = DEFAULTS["pool_size"], k: int = DEFAULTS["k"]) -> SegmentBank:
     """A ReCo bank (LGC + CE, clip-penultimate features) co-segmented from top-k toy archives of a rendered pool."""
-    from segment.cosegment import build_bank
-    from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
-    from segment.toy_bank_quality import toy_archives
-
     images, masks, _ = render_many(spec, POOL_SEED, pool_size, workers=1, progress=False)
     archives, _ = toy_archives(loaded, spec, images, masks, k=k)
     encoder = create_dense_encoder("clip-penultimate", clip=loaded)

@@ -2,16 +2,17 @@
 
 Protocol (CI-sized): 1,500 held-out pool scenes with rare things at 5%, archives of the top 20 by text, 80 benchmark
 scenes, the toy CLIP's penultimate patch tokens as the dense encoder. Measured on 2 cores: mIoU text 0.42 (things
-0.14); bank plain 0.53 (things 0.26); bank +LGC+CE 0.55 (things 0.30); archive precision 1.00 on every class.
+0.14); bank plain 0.53 (things 0.26); bank +LGC+CE 0.55 (things 0.30); archive precision 1.00 on every class. The
+full protocol: `python -m pipeline.toy.bank_quality` (docs/guides/cosegment.md).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from pipeline.toy.bank_quality import VARIANTS, measure_bank_quality
 from pipeline.toy.world import WorldSpec
 from segment.dense_encoders import create_dense_encoder
-from segment.toy_bank_quality import VARIANTS, measure_bank_quality
 
 
 @pytest.fixture(scope="module")

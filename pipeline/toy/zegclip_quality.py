@@ -1,6 +1,6 @@
 """ZegCLIP on the toy world: mIoU seen / unseen / hIoU for inductive, transductive and bank-fed training.
 
-`python -m segment.zegclip.toy` prints the markdown table (every number reproducible from its options).
+`python -m pipeline.toy.zegclip_quality` prints the markdown table (every number reproducible from its options).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, render_many
+from pipeline.toy.world import WorldSpec
 from segment.zegclip.data import TrainingSet, check_split, split_masks
 from segment.zegclip.model import ModelConfig, ZegCLIP
 from segment.zegclip.train import SEEN_BIAS, TrainConfig, train_zegclip
@@ -72,8 +74,6 @@ def predict_labels(segmenter, images: np.ndarray, classes: list[str]) -> np.ndar
 
 def run_toy(loaded, settings: ToySettings = ToySettings(), rows=None, progress: bool = False) -> dict[str, dict]:
     """Train each row's ZegCLIP on the toy world and measure it on held-out benchmark scenes."""
-    from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, render_many
-    from pipeline.toy.world import WorldSpec
     from segment.zegclip.segmenter import ZegCLIPSegmenter
 
     rows = rows or ("inductive", "transductive", "bank-fed (a) archives", "bank-fused (b) queries")
@@ -110,10 +110,10 @@ def run_toy(loaded, settings: ToySettings = ToySettings(), rows=None, progress: 
         both = TrainingSet(data.images, data.labels, seen + unseen)
         fit("transductive", both, vocab, pseudo=unseen, init=state, steps=settings.transductive_steps)
     if any(r.startswith("bank") for r in rows):
+        from pipeline.toy.bank_quality import toy_archives
         from segment.cosegment import build_bank
         from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
         from segment.reco import ReCoSegmenter
-        from segment.toy_bank_quality import toy_archives
         from segment.zegclip.bank_feed import archive_training_set
 
         start = time.perf_counter()

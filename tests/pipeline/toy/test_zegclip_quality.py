@@ -1,9 +1,9 @@
-"""ZegCLIP on the toy world: the inductive row of `python -m segment.zegclip.toy` (1,000 steps, star and ring
-unseen) must learn the seen classes and transfer to the unseen shapes through their names alone."""
+"""ZegCLIP on the toy world: the inductive row of `python -m pipeline.toy.zegclip_quality` (1,000 steps, star
+and ring unseen) must learn the seen classes and transfer to the unseen shapes through their names alone."""
 
 from __future__ import annotations
 
-from segment.zegclip.toy import ToySettings, run_toy, table
+from pipeline.toy.zegclip_quality import ToySettings, run_toy, table
 
 SEEN_FLOOR = 0.44  # measured 0.496
 UNSEEN_FLOOR = 0.12  # measured 0.180
