@@ -140,7 +140,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed every unfinished shard of an img2dataset pool into DATA_ROOT/embeddings/MODEL_ID/."""
-    from pipeline.core.executors import make_executor
+    from pipeline.core.executors import make_executor, parse_resources
     from pipeline.core.manifest import record_stage
     from pipeline.core.model_choice import model_for_embed
     from pipeline.core.models import ModelRef
@@ -154,8 +154,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         decode_threads=args.decode_threads,
         device=args.device,
+        loader_workers=args.loader_workers,
+        decode=args.decode,
+        precision=args.precision,
     )
-    executor = make_executor(args.executor, args.scheduler, args.workers)
+    if args.decode == "gpu" and args.device and not str(args.device).startswith("cuda"):
+        raise ValueError(f"--decode gpu needs a CUDA device, got --device {args.device}")
+    executor = make_executor(args.executor, args.scheduler, args.workers, parse_resources(args.resources))
     start = time.perf_counter()
     run = args.run or dt.date.today().isoformat()
     logs = None if "://" in str(args.root) else Path(args.root) / "runs" / run / "logs" / "embed"  # a file per shard
@@ -390,8 +395,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="open_clip 'ARCH:TAG' / 'ARCH:/path/ckpt', or 'toy' (default: $COARCHIVE_MODEL; one of the two is needed)",
     )
     embed.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    embed.add_argument("--decode-threads", type=int, default=2, help="threads decoding and preprocessing images")
-    embed.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
+    embed.add_argument(
+        "--decode-threads", type=int, default=2, help="with --loader-workers 0: threads decoding and preprocessing"
+    )
+    embed.add_argument(
+        "--loader-workers",
+        type=int,
+        default=0,
+        help="processes reading, decoding and preprocessing shards while the model runs (0: --decode-threads "
+        "threads in the embedding process; on a GPU machine, about its cores per GPU, up to 8)",
+    )
+    embed.add_argument(
+        "--decode",
+        default="auto",
+        choices=["auto", "cpu", "gpu"],
+        help="JPEG decode and resize on the GPU in batches (gpu), by PIL in the loader (cpu), gpu when on CUDA (auto)",
+    )
+    embed.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="autocast dtype of the forward pass (auto: fp16 on CUDA, fp32 on CPU; fp16 needs CUDA)",
+    )
+    embed.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "dask", "dask-cuda"],
+        help="in process, Dask, or dask-cuda's LocalCUDACluster (one worker per GPU)",
+    )
+    embed.add_argument(
+        "--resources",
+        default=None,
+        help="Dask resources each shard's task holds, e.g. GPU=1: a worker started with "
+        "`dask worker --resources GPU=1` runs one at a time (default with dask-cuda: GPU=1)",
+    )
     embed.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     embed.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
     embed.add_argument("--retries", type=int, default=2, help="retries of a failed shard")

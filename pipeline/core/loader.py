@@ -191,7 +191,7 @@ class ShardLoader:
 
     def _stream(self, executor: Executor, samples: Iterator[RawSample], problems: Counter) -> Iterator[LoadedBatch]:
         pending: deque[tuple[list[RawSample], Future]] = deque()
-        builder = _BatchBuilder(self.batch_size, self.pin_memory)
+        builder = BatchBuilder(self.batch_size, self.pin_memory)
         exhausted = False
         try:
             while True:
@@ -225,7 +225,7 @@ class ShardLoader:
         return batch
 
 
-class _BatchBuilder:
+class BatchBuilder:
     """Collects good samples from chunks in order and cuts them into batches of `size`."""
 
     def __init__(self, size: int, pin_memory: bool = False) -> None:
@@ -241,9 +241,11 @@ class _BatchBuilder:
         return len(self.samples)
 
     def full(self) -> bool:
+        """Whether a whole batch is ready."""
         return len(self.samples) >= self.size
 
     def add(self, chunk: list[RawSample], out: ChunkOut, problems: Counter) -> None:
+        """Append a chunk's good samples (in order) and count its bad ones into `problems` by reason."""
         for sample, size, reason, on_device in zip(chunk, out.sizes, out.reasons, out.on_device, strict=True):
             if reason is not None:
                 problems[reason] += 1
@@ -256,6 +258,7 @@ class _BatchBuilder:
         self.jpegs.extend(out.jpegs)
 
     def take(self) -> LoadedBatch:
+        """The first `size` samples (or all there are) as a batch."""
         n = min(self.size, len(self.samples))
         kinds, self.kinds = self.kinds[:n], self.kinds[n:]
         cpu_rows = [i for i, on_device in enumerate(kinds) if not on_device]

@@ -8,6 +8,7 @@ twin that the tests exercise.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -73,16 +74,18 @@ def decode_jpegs(jpegs: list[bytes], device: torch.device) -> list[torch.Tensor 
     if not jpegs:
         return []
     data = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpegs]
-    try:
-        return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError:  # one bad image fails the batch: decode one by one to find it
-        out: list[torch.Tensor | None] = []
-        for tensor in data:
-            try:
-                out.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=device))
-            except RuntimeError:
-                out.append(None)
-        return out
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)  # torchvision 0.29: torchcodec
+        try:
+            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:  # one bad image fails the batch: decode one by one to find it
+            out: list[torch.Tensor | None] = []
+            for tensor in data:
+                try:
+                    out.append(decode_jpeg(tensor, mode=ImageReadMode.RGB, device=device))
+                except RuntimeError:
+                    out.append(None)
+            return out
 
 
 def batch_to_device(
