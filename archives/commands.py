@@ -93,6 +93,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         pool=args.pool,
         images=args.images,
         progress=not args.quiet,
+        rerank=args.rerank,
     )
     print(f"{'concept':<20} {'items':>5} {'dups':>5} {'strength':>8} {'standouts':>9}  weak")
     for r in results:
@@ -128,6 +129,8 @@ def _add_registry_options(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register this package's subcommands on the `coarchive` parser."""
+    from pipeline.pool.index_plan import RERANK_HELP, rerank_count
+
     concepts = commands.add_parser(
         "concepts", help="the concept registry", description="Add, list and remove concepts in the registry YAML."
     )
@@ -176,6 +179,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--templates", default=None, help="template set: reco, zegclip, car or toy (default: toy for the toy model)"
     )
     archive.add_argument("--device", default=None, help="torch device for the text encoder")
+    archive.add_argument("--rerank", type=rerank_count, default=None, metavar="N", help=RERANK_HELP)
     archive.set_defaults(func=cmd_archive)
     archive_sub = archive.add_subparsers(dest="archive_command", required=False, metavar="{diff}")
     diff = archive_sub.add_parser("diff", help="compare two archive runs", description=cmd_archive_diff.__doc__)

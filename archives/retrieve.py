@@ -4,6 +4,7 @@ scored for strength, written as archives."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pipeline.core.io import atomic_path
 from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import read_shard
 from pipeline.pool.embed import split_id
-from pipeline.pool.query import Hit, search
+from pipeline.pool.query import Hit, rerank_factor, search
 
 SUMMARY = "archives.json"
 
@@ -58,10 +59,12 @@ def build_archives(
     pool: Path | str | None = None,
     images: bool = True,
     progress: bool = False,
+    rerank: int | None = None,
 ) -> list[ArchiveResult]:
     """Write one archive per concept under archives/{model_id}/{run}/ and the run's archives.json (last).
 
-    `dedup_threshold` defaults to the model's (archives.dedup.default_threshold).
+    `dedup_threshold` defaults to the model's (archives.dedup.default_threshold). With a PQ index, each search
+    re-scores at least `rerank` x k candidates exactly from the stored embeddings (None: the index's default).
     """
     root = Path(root)
     if k <= 0:
@@ -89,8 +92,13 @@ def build_archives(
     count = int(info["count"])
     stored = StoredVectors(embeddings)
 
+    factor = rerank_factor(index_dir, rerank)
+
     def batched_search(rows: np.ndarray, want: int) -> list[list[Hit]]:
-        return search(index_dir, embeddings, rows, want)  # one batched search for all the concepts given
+        # one batched search for all the concepts given; `want` (>= 4k) candidates are already more than k, so
+        # re-ranking asks the index for max(want, factor x k) and re-scores them all
+        per_hit = math.ceil(factor * k / want) if factor else 0
+        return search(index_dir, embeddings, rows, want, rerank=per_hit)
 
     fetched = fetch_distinct(batched_search, stored.get, queries, k, dedup_threshold, count)
     mean, std = background_stats(pool_sample(embeddings), queries)  # (C,), (C,)
@@ -109,7 +117,7 @@ def build_archives(
             "templates": template_set,
             "model": str(loaded.ref),
             "model_id": model_id,
-            "index": {"version": version, "factory": info["factory"], "nprobe": info["nprobe"]},
+            "index": {"version": version, "factory": info["factory"], "nprobe": info["nprobe"], "rerank": factor},
             "k": k,
             "items": len(kept),
             "candidates_searched": found.candidates,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -15,47 +17,17 @@ from wurlitzer import pipes
 from pipeline.core.executors import Executor
 from pipeline.core.io import atomic_path
 from pipeline.core.stage import Stage, run_stage
+from pipeline.pool.index_device import CPU, Backend, parse_backend
+from pipeline.pool.index_plan import IndexPlan, plan_index
+from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
+from pipeline.pool.index_rerank import top_k as _top_k
+from pipeline.pool.index_train import add_vectors, has_hnsw_quantizer, train_index
+
+__all__ = ["IndexPlan", "build_index", "open_index", "plan_index"]
 
 TRAINED = "trained.index"
 MERGED = "merged.index"
 IVFDATA = "merged.ivfdata"
-
-
-@dataclass
-class IndexPlan:
-    """The index chosen for a vector count, dimension and memory budget."""
-
-    factory: str
-    nlist: int
-    dim: int
-    count: int
-    code_bytes: int  # per vector, in the inverted lists
-    memory_bytes: int  # estimated resident size when served from memory
-
-
-def plan_index(count: int, dim: int, max_memory: int) -> IndexPlan:
-    """Pick IVF lists and a code (Flat, or PQ small enough for the budget) for `count` vectors of `dim`."""
-    if count <= 0:
-        raise ValueError("no vectors to index")
-    if dim <= 0 or max_memory <= 0:
-        raise ValueError(f"dim and max_memory must be positive, got {dim} and {max_memory}")
-    # About 2 sqrt(count) lists: building costs count x nlist distances (k-means and assignment both scale with
-    # nlist), a query nprobe x count / nlist; at 1M vectors a query still takes under a millisecond, far inside
-    # the latency target, while the build is twice as fast as with faiss's usual 4 sqrt(count). nprobe is then
-    # tuned to the target recall, so recall does not depend on this choice.
-    nlist = max(1, min(65536, 2 ** round(math.log2(max(1.0, 2 * math.sqrt(count))))))
-    nlist = min(nlist, max(1, count // 39))  # faiss wants about 39 training points per list
-    overhead = nlist * dim * 4 + count * 8  # centroids and ids
-    code = dim * 4
-    factory = f"IVF{nlist},Flat"
-    if overhead + count * code > max_memory:
-        for m in sorted((m for m in range(1, dim + 1) if dim % m == 0 and m <= 64), reverse=True):
-            if overhead + count * m <= max_memory:
-                code, factory = m, f"IVF{nlist},PQ{m}x8"
-                break
-        else:
-            raise ValueError(f"{count} vectors of dim {dim} do not fit in {max_memory} bytes even as PQ codes")
-    return IndexPlan(factory, nlist, dim, count, code, overhead + count * code)
 
 
 def embedding_shards(folder: Path) -> list[int]:
@@ -97,6 +69,7 @@ class IndexAddStage(Stage):
     embeddings: str
     index_dir: str
     name: str = "index"
+    backend: str = "faiss-cpu"  # who assigns the lists: see pipeline.pool.index_device
 
     def plan(self) -> list[int]:
         """One task per finished embedding shard."""
@@ -116,7 +89,7 @@ class IndexAddStage(Stage):
         index = faiss.read_index(str(Path(self.index_dir) / TRAINED))
         if vectors.shape[1] != index.d:
             raise ValueError(f"shard {task:05d} has dimension {vectors.shape[1]}, the index {index.d}")
-        index.add_with_ids(vectors, ids)
+        add_vectors(index, vectors, ids, parse_backend(self.backend))
         with atomic_path(Path(self.index_dir) / "blocks" / f"{task:05d}.index") as tmp:
             faiss.write_index(index, str(tmp))
         return {"vectors": len(ids)}
@@ -125,14 +98,6 @@ class IndexAddStage(Stage):
 def _as_float32(vectors: np.ndarray) -> np.ndarray:
     """float16 -> float32 (numpy >= 2 converts with SIMD, as fast as torch; the index stage never imports torch)."""
     return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column positions (q, k) of each row's k highest scores, highest first."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (q, k), unordered
-    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, 1)
 
 
 def exact_search(embeddings: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,8 +134,26 @@ def open_index(index_dir: Path) -> faiss.Index:
     """The merged index, its inverted lists memory-mapped from disk, with the tuned nprobe set."""
     info = json.loads((index_dir / "index.json").read_text())
     index = read_ondisk_index(index_dir / MERGED)
-    faiss.extract_index_ivf(index).nprobe = info["nprobe"]
+    set_nprobe(index, info["nprobe"])
     return index
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """Lists searched per query; an HNSW quantizer searches its graph at least 2 x nprobe wide."""
+    ivf = faiss.extract_index_ivf(index)
+    ivf.nprobe = nprobe
+    if has_hnsw_quantizer(index):
+        faiss.downcast_index(ivf.quantizer).hnsw.efSearch = max(64, 2 * nprobe)
+
+
+@dataclass
+class BuildOptions:
+    """How an index is built beyond its budget: the device, quantizer, OPQ and re-ranking choices."""
+
+    backend: Backend = CPU
+    coarse: str = "auto"  # auto | flat | hnsw
+    opq: str = "auto"  # auto | on | off
+    rerank: int | None = None  # candidates per result re-scored exactly (None: 4 for PQ codes, 0 for Flat)
 
 
 def build_index(
@@ -185,8 +168,12 @@ def build_index(
     incremental: bool = False,
     max_imbalance: float = 3.0,
     progress: bool = True,
+    options: BuildOptions | None = None,
 ) -> dict:
     """Train on a sample, add every shard in parallel, merge on disk, tune nprobe on `queries` (q, d).
+
+    `options` choose the device of k-means and list assignment, the coarse quantizer, OPQ and re-ranking
+    (defaults: the CPU, and the plan's own choices for the count and budget).
 
     With `incremental`, an existing trained index is kept and only new shards are added; it is retrained when
     the drift check fails: inverted lists grown too unequal (imbalance factor above `max_imbalance`), recall@10
@@ -199,7 +186,9 @@ def build_index(
     dim = np.load(embeddings / f"{shards[0]:05d}.npy", mmap_mode="r").shape[1]
     if queries.ndim != 2 or queries.shape[1] != dim:
         raise ValueError(f"queries have shape {queries.shape}, the embeddings dimension {dim}")
-    plan = plan_index(sum(counts.values()), dim, max_memory)
+    options = options or BuildOptions()
+    plan = plan_index(sum(counts.values()), dim, max_memory, options.coarse, options.opq, options.rerank)
+    train_size = max(train_size, 40 * plan.nlist)  # k-means wants 39+ points per list
     previous = None
     if incremental and (index_dir / "index.json").is_file():
         previous = json.loads((index_dir / "index.json").read_text())
@@ -207,12 +196,15 @@ def build_index(
             raise ValueError(f"the index at {index_dir} has dimension {previous['dim']}, the embeddings {dim}")
     else:
         _clear(index_dir)
-    info = _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress)
+    build = partial(
+        _build, embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress
+    )
+    info = build(options.backend)
     info["trained_recall@10"] = previous["trained_recall@10"] if previous else info["recall"]["recall@10"]
     drift = _drift(info, plan, max_imbalance) if previous else None
     if drift:
         _clear(index_dir)
-        info = _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress)
+        info = build(options.backend)
         info["trained_recall@10"] = info["recall"]["recall@10"]
     info["retrained_because"] = drift
     with atomic_path(index_dir / "index.json") as tmp:
@@ -239,18 +231,23 @@ def _drift(info: dict, plan: IndexPlan, max_imbalance: float) -> str | None:
     return None
 
 
-def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress) -> dict:
+def _build(
+    embeddings, index_dir, queries, executor, plan, shards, target_recall, train_size, seed, progress, backend
+) -> dict:
     index_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     if not (index_dir / TRAINED).is_file():
         sample = sample_vectors(embeddings, shards, train_size, seed)
-        index = faiss.index_factory(plan.dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
-        index.train(sample)
+        index = train_index(plan.factory, plan.dim, sample, backend)
+        del sample
         with atomic_path(index_dir / TRAINED) as tmp:
             faiss.write_index(index, str(tmp))
-    stage = IndexAddStage(str(embeddings), str(index_dir))
+    trained_at = time.perf_counter()
+    stage = IndexAddStage(str(embeddings), str(index_dir), backend=str(backend))
     report = run_stage(stage, executor, progress=progress, log_dir=index_dir / "logs")  # a log file per block
     if report.failed:
         raise RuntimeError(f"index blocks failed: {report.failed}")
+    added_at = time.perf_counter()
     blocks = [index_dir / "blocks" / f"{s:05d}.index" for s in shards]
     for stale in (index_dir / "index.json", index_dir / IVFDATA, index_dir / MERGED):
         stale.unlink(missing_ok=True)  # no index.json while merging: readers see no index, never half a one
@@ -260,8 +257,10 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
     del merged  # unmap the freshly written lists; search a read-only mapping instead
     merged = read_ondisk_index(index_dir / MERGED)
     trained = faiss.extract_index_ivf(merged)
+    merged_at = time.perf_counter()
     _, exact = exact_search(embeddings, queries, 100)
-    nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall)
+    stored = StoredEmbeddings(embeddings)
+    nprobe, recalls = _tune_nprobe(merged, queries, exact, target_recall, plan.rerank, stored)
     return {
         **asdict(plan),
         "factory": _factory_of(merged),
@@ -274,6 +273,13 @@ def _build(embeddings, index_dir, queries, executor, plan, shards, target_recall
         "imbalance": float(trained.invlists.imbalance_factor()),
         "queries": len(queries),
         "target_recall_at_10": target_recall,
+        "backend": str(backend),
+        "seconds": {
+            "train": round(trained_at - started, 2),
+            "add": round(added_at - trained_at, 2),
+            "merge": round(merged_at - added_at, 2),
+            "tune": round(time.perf_counter() - merged_at, 2),
+        },
     }
 
 
@@ -318,9 +324,16 @@ def merge_blocks_ondisk(trained: faiss.Index, blocks: list[Path], ivfdata: Path)
 
 def _factory_of(index: faiss.Index) -> str:
     ivf = faiss.extract_index_ivf(index)
+    lists = f"IVF{ivf.nlist}"
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        lists += f"_HNSW{quantizer.hnsw.nb_neighbors(1)}"
+    opq = ""
+    if isinstance(index, faiss.IndexPreTransform):
+        opq = "".join(f"OPQ{faiss.downcast_VectorTransform(index.chain.at(i)).M}," for i in range(index.chain.size()))
     if isinstance(ivf, faiss.IndexIVFPQ):
-        return f"IVF{ivf.nlist},PQ{ivf.pq.M}x{ivf.pq.nbits}"
-    return f"IVF{ivf.nlist},Flat"
+        return f"{opq}{lists},PQ{ivf.pq.M}x{ivf.pq.nbits}"
+    return f"{opq}{lists},Flat"
 
 
 def sample_vectors(embeddings: Path, shards: list[int], size: int, seed: int) -> np.ndarray:
@@ -336,12 +349,15 @@ def sample_vectors(embeddings: Path, shards: list[int], size: int, seed: int) ->
     return np.ascontiguousarray(np.concatenate(parts))
 
 
-def _tune_nprobe(index: faiss.Index, queries: np.ndarray, exact: np.ndarray, target: float) -> tuple[int, dict]:
+def _tune_nprobe(
+    index: faiss.Index, queries: np.ndarray, exact: np.ndarray, target: float, rerank: int, stored: StoredEmbeddings
+) -> tuple[int, dict]:
+    """The smallest power-of-2 nprobe whose recall@10 (after re-ranking, when the plan re-ranks) reaches `target`."""
     ivf = faiss.extract_index_ivf(index)
     nprobe = 1
     while True:
-        ivf.nprobe = nprobe
-        _, found = index.search(np.ascontiguousarray(queries, np.float32), 100)
+        set_nprobe(index, nprobe)
+        _, found = search_ids(index, queries, 100, rerank, stored)
         recalls = {"recall@10": recall_at_k(found, exact, 10), "recall@100": recall_at_k(found, exact, 100)}
         if recalls["recall@10"] >= target or nprobe >= ivf.nlist:
             return nprobe, recalls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.pool.embed import split_id
 from pipeline.pool.index import open_index
+from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
 
 @dataclass
@@ -36,16 +38,32 @@ def _shard_rows(embeddings: Path, shard: int) -> dict[int, dict]:
     return {row["id"]: row for row in table.to_pylist()}
 
 
-def search(index_dir: Path, embeddings: Path, queries: np.ndarray, k: int) -> list[list[Hit]]:
-    """Top-k hits for each of the (q, d) L2-normalised queries, in one batched search."""
+def rerank_factor(index_dir: Path, rerank: int | None) -> int:
+    """Candidates per result to re-score exactly: `rerank`, or the index's own default (index.json) when None."""
+    if rerank is None:
+        return int(json.loads((Path(index_dir) / "index.json").read_text()).get("rerank", 0))
+    if rerank < 0:
+        raise ValueError(f"rerank must be >= 0 (0 turns re-ranking off), got {rerank}")
+    return rerank
+
+
+def search(
+    index_dir: Path, embeddings: Path, queries: np.ndarray, k: int, rerank: int | None = None
+) -> list[list[Hit]]:
+    """Top-k hits for each of the (q, d) L2-normalised queries, in one batched search.
+
+    With re-ranking (`rerank` > 0, or the index's default when None: 4 for PQ indexes), the index returns
+    rerank x k candidates, re-scored exactly from the stored fp16 embeddings; scores are then exact cosines.
+    """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
+    factor = rerank_factor(index_dir, rerank)
     index = open_index(Path(index_dir))
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise ValueError(
             f"queries have dimension {queries.shape[-1]}, the index {index.d}: was it built by another model?"
         )
-    scores, ids = index.search(np.ascontiguousarray(queries, np.float32), k)
+    scores, ids = search_ids(index, queries, k, factor, StoredEmbeddings(Path(embeddings)))
     results = []
     for row_scores, row_ids in zip(scores, ids, strict=True):
         hits = []
