@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cpu,serve,airflow,dev,docs]'
+	$(PY) -m pip install --quiet -e '.[cpu,serve,airflow,s3,dev,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -219,15 +219,13 @@ def _text_queries(model, texts: list[str]):
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Build a sharded FAISS index over a model's embeddings, tuned on text-query recall; write index.json."""
-    from pipeline.app.index_options import build_options, text_device
     from pipeline.core.executors import make_executor
     from pipeline.core.io import parse_size
     from pipeline.core.model_choice import model_of_embeddings
     from pipeline.core.models import load_model
     from pipeline.pool.index import build_index
 
-    options = build_options(args)  # a clear error for --device cuda without a GPU, before anything loads
-    model = load_model(model_of_embeddings(args.model, args.root, "index"), device=text_device(args.device))
+    model = load_model(model_of_embeddings(args.model, args.root, "index"), device=args.device)
     embeddings = Path(args.root) / "embeddings" / model.ref.model_id
     index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     concepts = _csv(Path(args.queries).read_text().replace("\n", ",")) if args.queries else DEFAULT_QUERY_CONCEPTS
@@ -243,15 +241,13 @@ def cmd_index(args: argparse.Namespace) -> int:
             target_recall=args.target_recall,
             incremental=args.incremental,
             progress=not args.quiet,
-            options=options,
         )
     finally:
         executor.close()
     if args.incremental:
         print(_incremental_summary(before, info, index_dir))
     print(
-        f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}, {info['backend']}"
-        f"{', rerank ' + str(info['rerank']) + ' x k' if info['rerank'] else ''}): "
+        f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}): "
         f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f} "
         f"on {info['queries']} text queries"
     )
@@ -291,8 +287,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     parts = [_text_queries(model, args.text)] if args.text else []
     parts += [image_queries(model, args.image)] if args.image else []
     labels = [*args.text, *[f"image {p}" for p in args.image]]
-    embeddings = Path(args.root) / "embeddings" / model.ref.model_id
-    results = search(index_dir, embeddings, np.concatenate(parts), args.k, rerank=args.rerank)
+    results = search(index_dir, Path(args.root) / "embeddings" / model.ref.model_id, np.concatenate(parts), args.k)
     if args.html:
         page = write_results_html(Path(args.html), labels, results, Path(args.pool or Path(args.root) / "pool"))
         log.info(f"wrote {page}")
@@ -325,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="debug diagnostics, with times and module names")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="where local copies of URL roots (s3://..., gs://...) live (default: $COARCHIVE_CACHE/roots, "
+        "else ~/.cache/coarchive/roots)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     toy = commands.add_parser(
@@ -441,9 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--run", default=None, help="run partition for the manifest (default: today's date)")
     embed.set_defaults(func=cmd_embed)
 
-    from pipeline.app.index_options import RERANK_HELP, rerank_count
-    from pipeline.app.index_options import add_build_options as add_index_build_options
-
     index = commands.add_parser("index", help="build the FAISS index", description=cmd_index.__doc__)
     index.add_argument("--root", required=True, help="data root holding embeddings/MODEL_ID/")
     index.add_argument(
@@ -463,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
     index.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     index.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
-    add_index_build_options(index)
+    index.add_argument("--device", default=None, help="torch device for the text queries")
     index.set_defaults(func=cmd_index)
 
     query = commands.add_parser("query", help="search the index with text or images", description=cmd_query.__doc__)
@@ -479,7 +478,6 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("-k", "--k", type=int, default=10, help="results per query")
     query.add_argument("--json", action="store_true", help="print JSON instead of a table")
     query.add_argument("--device", default=None, help="torch device")
-    query.add_argument("--rerank", type=rerank_count, default=None, metavar="N", help=RERANK_HELP)
     query.set_defaults(func=cmd_query)
 
     demo = commands.add_parser("demo", help="run the demo on the toy world", description=cmd_demo.__doc__)
@@ -497,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_commands(commands, vocabularies={"toy": (*STUFF, *THINGS)})  # the words the toy CLIP knows
     add_run_commands(commands)
     add_serve_commands(commands)
-    _accept_everywhere(parser, ("--quiet", "--verbose"))
+    _accept_everywhere(parser, ("--quiet", "--verbose", "--cache-dir"))
     return parser
 
 
@@ -510,22 +508,30 @@ def _accept_everywhere(parser: argparse.ArgumentParser, flags: tuple[str, ...]) 
             have = {f for a in sub._actions for f in a.option_strings}
             for flag in flags:
                 if flag not in have:
-                    sub.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=globals_[flag].help)
+                    given = globals_[flag]
+                    if isinstance(given, argparse._StoreTrueAction):
+                        sub.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=given.help)
+                    else:
+                        sub.add_argument(flag, default=argparse.SUPPRESS, metavar=given.metavar, help=given.help)
             stack += [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run the subcommand, turn bad input into a one-line error and exit 2."""
+    from pipeline.app.url_roots import LocalCopies, command_of, url_dests
     from pipeline.core.local_paths import check_local_options
     from pipeline.core.logs import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(verbose=args.verbose)
+    copies = LocalCopies(Path(args.cache_dir).expanduser() if args.cache_dir else None)
     try:
-        check_local_options(args)  # a URL where a command takes a local path: one line, before anything is written
-        return int(args.func(args) or 0)
+        command = command_of(args)
+        check_local_options(args, command, url_dests(command))  # before anything is written
+        with copies.of(args):  # a URL root: pull what the command reads, run on the local copy, push what it wrote
+            return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as error:
-        print(f"coarchive: error: {error}", file=sys.stderr)
+        print(f"coarchive: error: {copies.shown(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("coarchive: interrupted", file=sys.stderr)

@@ -43,11 +43,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pipeline.app.serve.server import server_options
 
     app = create_app(config)
+    refreshing = _refresh_copies(args)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"coarchive serve: {config.root} at http://{shown}:{args.port}/ (API docs /docs, metrics /metrics)")
     options = server_options()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log, **options)
+    try:
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log, **options
+        )
+    finally:
+        for stop in refreshing:
+            stop.set()
     return 0
+
+
+def _refresh_copies(args: argparse.Namespace) -> list:
+    """For a URL root (or pool), pull what changed in the bucket every --refresh seconds into the local copy the
+    service reads (pipeline/app/url_roots.py made it and pulled it once); return the threads' stop events."""
+    from pipeline.core.logs import get_logger
+
+    log = get_logger(__name__)
+    copies = getattr(args, "remote_roots", None) or {}
+    if args.refresh < 0:
+        raise ValueError(f"--refresh must be 0 or more seconds, got {args.refresh}")
+    if not copies or args.refresh == 0:
+        return []
+
+    def report(done) -> None:
+        if done.files or done.removed:
+            log.info(f"refreshed the local copy: {done.describe()}")
+
+    for copy in copies.values():
+        log.info(f"{copy.url}: served from {copy.local}, refreshed every {args.refresh:g} s")
+    return [copy.refresh_every(args.refresh, on_pull=report) for copy in copies.values()]
 
 
 def allowed_hosts(host: str, given: str | None) -> tuple[str, ...]:
@@ -93,6 +121,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--max-upload-bytes", type=int, default=MAX_UPLOAD_BYTES, help="largest accepted upload in bytes"
     )
     serve.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="largest accepted image in pixels (W x H)")
+    serve.add_argument(
+        "--refresh",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with a URL root (s3://...): seconds between pulls of what changed in the bucket into the local copy "
+        "the service reads (default 300; 0: only at start)",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn log level")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=cmd_serve)
