@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import posixpath
 import sys
@@ -40,7 +41,7 @@ class UrlOption:
     reads: Patterns = ("*",)
     writes: bool = False
     file: bool = False
-    exclude: Sequence[str] = ()
+    exclude: Patterns = ()
     then: Callable[[argparse.Namespace, Path], Sequence[str]] | None = None
     value: Callable[[argparse.Namespace, dict[str, str]], str | None] | None = None  # default: getattr(args, dest)
 
@@ -52,6 +53,15 @@ MODEL_RECORDS = "embeddings/*/model.json"  # how a command finds the model of a 
 def _query_reads(args: argparse.Namespace) -> list[str]:
     pool = ["pool/*"] if args.html and not args.pool else []
     return ["embeddings/*.parquet", MODEL_RECORDS, "index/*", *pool]
+
+
+def _query_vectors(args: argparse.Namespace, local: Path) -> list[str]:
+    """The stored vectors too, when the search re-ranks (--rerank N > 0, or the index's own default)."""
+    rerank = getattr(args, "rerank", None)
+    if rerank is not None:
+        return ["embeddings/*.npy"] if rerank > 0 else []
+    infos = local.glob(f"index/*/{args.version}/index.json")
+    return ["embeddings/*.npy"] if any(json.loads(p.read_text()).get("rerank", 0) for p in infos) else []
 
 
 def _archive_reads(args: argparse.Namespace) -> list[str]:
@@ -97,7 +107,7 @@ URL_OPTIONS: dict[str, tuple[UrlOption, ...]] = {
     "toy generate": (UrlOption("out", reads=("toy_world.json", "pool/*_stats.json"), writes=True),),  # resumes
     "ingest": (UrlOption("pool", reads=("*.json",), writes=True),),  # img2dataset resumes from the stats files
     "index": (UrlOption("root", reads=("embeddings/*", "index/*"), writes=True),),
-    "query": (UrlOption("root", reads=_query_reads), UrlOption("pool")),
+    "query": (UrlOption("root", reads=_query_reads, then=_query_vectors), UrlOption("pool")),
     "concepts add": _registry(True),
     "concepts remove": _registry(True),
     "concepts list": _registry(False),
@@ -117,7 +127,7 @@ URL_OPTIONS: dict[str, tuple[UrlOption, ...]] = {
         UrlOption("out", reads=(), writes=True),
     ),
     "run": (UrlOption("config", file=True), UrlOption("root", writes=True, value=_run_root)),
-    "serve": (UrlOption("root"), UrlOption("pool")),
+    "serve": (UrlOption("root", exclude=lambda a: ["pool/*"] if a.pool else []), UrlOption("pool")),
 }
 SUBCOMMANDS = ("toy_command", "concepts_command", "archive_command", "bank_command")
 
@@ -181,13 +191,14 @@ class LocalCopies:
 
     cache_dir: Path | None = None
     roots: dict[str, RemoteRoot] | None = None
+    reads: dict[str, tuple[list[str], list[str]]] | None = None  # dest -> (patterns, excluded) pulled
     names: dict[str, str] | None = None
 
     @contextlib.contextmanager
     def of(self, args: argparse.Namespace) -> Iterator[None]:
         """Pull what the command reads, point its options at the local copies, run the block, push what it wrote
         (also after a failure: every file was written whole, and a rerun resumes from them)."""
-        self.roots, self.names = {}, {}
+        self.roots, self.names, self.reads = {}, {}, {}
         given: dict[str, str] = {}
         pushes: list[tuple[RemoteRoot, dict]] = []
         for option in URL_OPTIONS.get(command_of(args), ()):
@@ -202,18 +213,19 @@ class LocalCopies:
             folder, name = url.rstrip("/").rsplit("/", 1) if option.file else (url, "")
             root = RemoteRoot(folder, self.cache_dir)
             root.check()
-            reads = option.reads(args) if callable(option.reads) else option.reads
-            reads = [name] if option.file else list(reads)
-            self._pull(root, reads, option.exclude)
+            reads = [name] if option.file else list(option.reads(args) if callable(option.reads) else option.reads)
+            exclude = list(option.exclude(args) if callable(option.exclude) else option.exclude)
+            self._pull(root, reads, exclude)
             if option.then is not None and (more := option.then(args, root.local)):
-                self._pull(root, more, option.exclude)
+                self._pull(root, more, exclude)
             local = root.local / name if name else root.local
             setattr(args, option.dest, str(local))
             self.roots[option.dest] = root
+            self.reads[option.dest] = (reads, exclude)
             self.names.update({str(local): url.rstrip("/"), str(local.resolve()): url.rstrip("/")})
             if option.writes:
                 pushes.append((root, root.snapshot()))
-        args.remote_roots = dict(self.roots)  # `serve` refreshes its copies from them
+        args.remote_roots = {d: (r, *self.reads[d]) for d, r in self.roots.items()}  # `serve` refreshes these
         stdout, handlers, urls = sys.stdout, list(logging.getLogger(LOGGER).handlers), _UrlsInLogs(self.names)
         if self.names:
             sys.stdout = _Shown(stdout, self.names)

@@ -344,17 +344,21 @@ class RemoteRoot:
         return tags
 
     def refresh_every(
-        self, seconds: float, patterns: Iterable[str] = ("*",), on_pull: Callable[[Transfer], None] | None = None
+        self,
+        seconds: float,
+        patterns: Iterable[str] = ("*",),
+        exclude: Iterable[str] = (),
+        on_pull: Callable[[Transfer], None] | None = None,
     ) -> threading.Event:
-        """Pull `patterns` every `seconds` in a daemon thread until the returned event is set; a failed pull is
-        logged and retried at the next tick."""
+        """Pull `patterns` (less `exclude`) every `seconds` in a daemon thread until the returned event is set; a
+        failed pull is logged and retried at the next tick."""
         stop = threading.Event()
-        patterns = list(patterns)
+        patterns, exclude = list(patterns), list(exclude)
 
         def loop() -> None:
             while not stop.wait(seconds):
                 try:
-                    done = self.pull(patterns)
+                    done = self.pull(patterns, exclude)
                 except Exception as error:  # a network blip must not end the service
                     log.warning(f"refresh of {self.url} failed: {error}")
                     continue

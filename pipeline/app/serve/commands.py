@@ -73,9 +73,11 @@ def _refresh_copies(args: argparse.Namespace) -> list:
         if done.files or done.removed:
             log.info(f"refreshed the local copy: {done.describe()}")
 
-    for copy in copies.values():
+    stops = []
+    for copy, patterns, excluded in copies.values():
         log.info(f"{copy.url}: served from {copy.local}, refreshed every {args.refresh:g} s")
-    return [copy.refresh_every(args.refresh, on_pull=report) for copy in copies.values()]
+        stops.append(copy.refresh_every(args.refresh, patterns, excluded, on_pull=report))
+    return stops
 
 
 def allowed_hosts(host: str, given: str | None) -> tuple[str, ...]:
