@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import logging
 import posixpath
@@ -149,8 +148,9 @@ def url_commands() -> list[str]:
     return sorted({*NATIVE, *URL_OPTIONS})
 
 
-class _Shown(io.TextIOBase):
-    """stdout that prints each local copy's path as the URL it stands for."""
+class _Shown:
+    """stdout (or stderr) that prints each local copy's path as the URL it stands for; everything else (fileno,
+    isatty, encoding, ...) is the stream's own."""
 
     def __init__(self, stream, names: dict[str, str]) -> None:
         self._stream, self._names = stream, names
@@ -226,9 +226,10 @@ class LocalCopies:
             if option.writes:
                 pushes.append((root, root.snapshot()))
         args.remote_roots = {d: (r, *self.reads[d]) for d, r in self.roots.items()}  # `serve` refreshes these
-        stdout, handlers, urls = sys.stdout, list(logging.getLogger(LOGGER).handlers), _UrlsInLogs(self.names)
+        stdout, stderr = sys.stdout, sys.stderr
+        handlers, urls = list(logging.getLogger(LOGGER).handlers), _UrlsInLogs(self.names)
         if self.names:
-            sys.stdout = _Shown(stdout, self.names)
+            sys.stdout, sys.stderr = _Shown(stdout, self.names), _Shown(stderr, self.names)
             for handler in handlers:  # records of every coarchive module pass them (logger filters would not)
                 handler.addFilter(urls)
         failed = True
@@ -239,7 +240,7 @@ class LocalCopies:
             pushes = []  # the next command on the root uploads what this one wrote
             raise
         finally:
-            sys.stdout = stdout
+            sys.stdout, sys.stderr = stdout, stderr
             for handler in handlers:
                 handler.removeFilter(urls)
             for root, before in pushes:
