@@ -12,7 +12,7 @@ from pipeline.app.nightly.config import load_config
 from pipeline.app.nightly.faults import FAULT_ENV, maybe_fault
 from pipeline.app.nightly.lock import root_lock
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "pipeline" / "nightly" / "nightly.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[4] / "pipeline" / "app" / "nightly" / "nightly.example.yaml"
 
 
 @pytest.fixture()
