@@ -1,4 +1,5 @@
-"""Smoke test of bench.embed_throughput: 40 toy images, in process, the peer row skipped or (with its venv) run."""
+"""Smoke test of bench.embed_throughput: 40 toy images, in process (threads, then one loader process), the loader's
+ceiling for both, the peer row skipped or (with its venv) run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from tests.bench.runner import NO_PEERS, PEER_VENV, markdown_table, number, run_bench
 
 pytestmark = pytest.mark.bench
-TINY = ("--images", "40", "--per-shard", "20", "--batch-size", "16", "--dask-workers", "0")
+TINY = ("--images", "40", "--per-shard", "20", "--batch-size", "16", "--dask-workers", "0", "--loader-workers", "0,1")
 
 
 def test_embed_throughput_prints_its_table(tmp_path: Path) -> None:
@@ -19,15 +20,21 @@ def test_embed_throughput_prints_its_table(tmp_path: Path) -> None:
     )
     rows = markdown_table(result.stdout, "tool")
     ours = [r for r in rows if r["tool"].startswith("coarchive embed, batch 16")]
-    assert len(ours) == 1, rows
-    seconds, rate = number(ours[0]["wall s"]), number(ours[0]["images/s"])
-    assert seconds > 0 and rate > 0 and abs(rate - 40 / seconds) <= 1, ours
-    assert number(ours[0]["peak memory (process tree)"]) > 50, ours  # MiB: a python with torch, not a dead process
+    assert [r["tool"].rsplit(", ", 1)[1] for r in ours] == ["2 decode threads", "1 loader processes"], rows
+    for row in ours:
+        seconds, rate = number(row["wall s"]), number(row["images/s"])
+        assert seconds > 0 and rate > 0 and abs(rate - 40 / seconds) <= 1, ours
+        assert number(row["peak memory (process tree)"]) > 50, ours  # MiB: a python with torch, not a dead process
+    ceilings = markdown_table(result.stdout, "loader ceiling")
+    assert len(ceilings) == 2 and all(r["loader ceiling"].startswith("loader only") for r in ceilings), ceilings
+    assert all(number(r["images/s (stage loop)"]) >= number(r["images/s (whole process)"]) > 0 for r in ceilings)
     notes = [r["tool"] for r in rows if "skipped, no peer virtualenv" in r["tool"] or "not run" in r["tool"]]
     assert any(n.startswith("clip-retrieval inference: skipped") for n in notes), rows
     assert any("Dask" in n for n in notes), rows
     vectors = [np.load(p) for p in sorted((tmp_path / "w" / "ours_local" / "embeddings").glob("*/*.npy"))]
     assert sum(len(v) for v in vectors) == 40
+    with_process = [np.load(p) for p in sorted((tmp_path / "w" / "ours_lw1" / "embeddings").glob("*/*.npy"))]
+    assert all(np.array_equal(a, b) for a, b in zip(vectors, with_process, strict=True))
     assert np.allclose(np.linalg.norm(np.concatenate(vectors).astype(np.float32), axis=1), 1, atol=1e-2)
 
 
