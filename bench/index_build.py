@@ -1,13 +1,17 @@
-"""Benchmark: index build time, peak memory and recall@10, coarchive vs autofaiss, same vectors and budget;
-then query latency p50/p99 and batched vs one-at-a-time search on coarchive's index.
+"""Benchmark: index build time, peak memory, recall@10 and recall@1000, coarchive vs autofaiss, same vectors and
+budget; query latency p50/p99; one batched archive pass (many concepts x deep k, re-ranked) on coarchive's index.
 
-usage: .venv/bin/python -m bench.index_build [--n 1000000] [--dim 512] [--max-memory 2G] [--peer-venv DIR]
+usage: .venv/bin/python -m bench.index_build [--vectors 1000000] [--dim 512] [--max-memory 4G] [--peer-venv DIR]
+           [--device cpu] [--archive-concepts 10000 --archive-k 1000]
        .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
-       .venv/bin/python -m bench.index_build --n 2000 --dim 32 --max-memory 64M    # a smoke-sized run
-Vectors: clustered unit vectors (1,000 centres + noise); queries: draws from the same mixture, 200 to tune
-coarchive's nprobe and 200 others, held out, to measure recall. With --toy-pool: a generated toy pool embedded by
-the toy CLIP; queries: text prompts of concept names, two templates to tune on and two others held out.
-Without the peer virtualenv (shared/peers/setup_venv.sh) the autofaiss row says it was skipped.
+       .venv/bin/python -m bench.index_build --vectors 2000 --dim 32 --max-memory 64M    # a smoke-sized run
+Vectors: clustered unit vectors (1,000 centres + noise), written as fp16 shards of 250,000 (one block in memory at
+a time). Queries are text-like: off the image manifold, shifted by one shared "modality gap" direction and noisier
+than the images, as CLIP text embeddings sit apart from image embeddings; 200 tune coarchive's nprobe, 200 others
+(held out) measure recall. With --toy-pool: a generated toy pool embedded by the toy CLIP; queries: text prompts of
+concept names, two templates to tune on and two others held out. Without the peer virtualenv
+(shared/peers/setup_venv.sh) the autofaiss row says it was skipped. Both tools run with OMP_WAIT_POLICY=PASSIVE
+(on a shared 2-core machine, spinning OpenMP threads slow faiss several-fold).
 """
 
 from __future__ import annotations
@@ -38,8 +42,19 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, count: int, noise: 
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def text_like(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.ndarray:
+    """`count` unit queries (count, d) float32: a centre, plus a shared gap direction and heavy noise."""
+    dim = centres.shape[1]
+    gap = np.random.default_rng(12345).standard_normal(dim).astype(np.float32)
+    gap /= np.linalg.norm(gap)
+    labels = rng.integers(0, len(centres), count)
+    noise = rng.standard_normal((count, dim), dtype=np.float32) * np.float32(1.2 / np.sqrt(dim))
+    x = centres[labels] + np.float32(0.8) * gap + noise
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
 def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """Write the same vectors in coarchive's layout (emb/) and autofaiss's (af/); return held-out queries."""
+    """Write the same vectors in coarchive's layout (emb/) and autofaiss's (af/); return text-like queries (400)."""
     from pipeline.pool.embed import EMBED_SCHEMA, sample_id
 
     rng = np.random.default_rng(seed)
@@ -67,7 +82,8 @@ def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
             schema=EMBED_SCHEMA,
         )
         pq.write_table(table, work / "emb" / f"{shard:05d}.parquet")
-    return clustered(rng, centres, 400, 0.35)  # 200 to tune nprobe on, 200 held out to measure
+    np.save(work / "centres.npy", centres)  # the archive pass draws its concept queries from the same world
+    return text_like(rng, centres, 400)  # 200 to tune nprobe on, 200 held out to measure
 
 
 def write_toy_vectors(work: Path, pool_size: int, shard_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
@@ -104,38 +120,65 @@ def shard_sizes(emb: Path) -> list[int]:
     return [len(np.load(p, mmap_mode="r")) for p in sorted(emb.glob("*.npy"))]
 
 
-def build_ours(work: Path, max_memory: str) -> None:
+def build_ours(work: Path, max_memory: str, device: str) -> None:
     """The measured child process: coarchive's build_index with its own executor."""
     from pipeline.core.executors import LocalExecutor
     from pipeline.core.io import parse_size
-    from pipeline.pool.index import build_index
+    from pipeline.pool.index import BuildOptions, build_index
+    from pipeline.pool.index_device import resolve_device
 
     queries = np.load(work / "tune_queries.npy")
+    options = BuildOptions(resolve_device(device))
     info = build_index(
-        work / "emb", work / "ours", queries, LocalExecutor(), max_memory=parse_size(max_memory), progress=False
+        work / "emb", work / "ours", queries, LocalExecutor(), parse_size(max_memory), progress=False, options=options
     )
     print(json.dumps(info))
 
 
+def archive_pass(work: Path, concepts: int, k: int) -> None:
+    """The measured child process: one batched search of `concepts` text-like queries for k hits each, re-ranked."""
+    from pipeline.pool.index import open_index
+    from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
+
+    queries = text_like(np.random.default_rng(7), np.load(work / "centres.npy"), concepts)
+    factor = json.loads((work / "ours" / "index.json").read_text())["rerank"]
+    index = open_index(work / "ours")
+    start = time.perf_counter()
+    _, ids = search_ids(index, queries, k, factor, StoredEmbeddings(work / "emb"))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "hits": int((ids >= 0).sum()), "rerank": factor}))
+
+
 def recall_and_latency(work: Path, queries: np.ndarray, peer_index: Path | None, peer_params: str | None) -> dict:
-    """recall@10 of both indexes on the held-out queries, and coarchive's query latency."""
+    """recall@10 and recall@1000 of both indexes on the held-out queries (coarchive's with and without its
+    re-ranking), and coarchive's query latency."""
     import faiss
 
     from pipeline.pool.index import exact_search, open_index, recall_at_k
+    from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
-    _, exact = exact_search(work / "emb", queries, 10)
+    deep = min(1000, sum(shard_sizes(work / "emb")))
+    _, exact = exact_search(work / "emb", queries, deep)
     ours = open_index(work / "ours")
-    _, found = ours.search(queries, 10)
-    out = {"ours_recall@10": recall_at_k(found, exact, 10)}
+    factor = json.loads((work / "ours" / "index.json").read_text())["rerank"]
+    stored = StoredEmbeddings(work / "emb")
+    out = {}
+    for name, rerank in (("ours", factor), ("ours_plain", 0)):
+        if name == "ours_plain" and not factor:
+            continue
+        found10 = search_ids(ours, queries, 10, rerank, stored)[1]
+        found_deep = search_ids(ours, queries, deep, rerank, stored)[1]
+        out[name] = (recall_at_k(found10, exact, 10), recall_at_k(found_deep, exact, deep))
     latencies = []
     for q in queries:
         start = time.perf_counter()
-        ours.search(q[None], 10)
+        search_ids(ours, q[None], 10, factor, stored)
         latencies.append(time.perf_counter() - start)
     start = time.perf_counter()
-    ours.search(queries, 10)
+    search_ids(ours, queries, 10, factor, stored)
     batched = time.perf_counter() - start
     out.update(
+        deep=deep,
         p50_ms=1000 * np.percentile(latencies, 50),
         p99_ms=1000 * np.percentile(latencies, 99),
         loop_qps=len(queries) / sum(latencies),
@@ -145,9 +188,10 @@ def recall_and_latency(work: Path, queries: np.ndarray, peer_index: Path | None,
         theirs = faiss.read_index(str(peer_index))
         if peer_params:
             faiss.ParameterSpace().set_index_parameters(theirs, peer_params)
-        _, found = theirs.search(queries, 10)
-        sizes = shard_sizes(work / "emb")
-        out["peer_recall@10"] = recall_at_k(found.astype(np.int64), _autofaiss_ids(exact, sizes), 10)
+        truth = _autofaiss_ids(exact, shard_sizes(work / "emb"))
+        found10 = theirs.search(queries, 10)[1].astype(np.int64)
+        found_deep = theirs.search(queries, deep)[1].astype(np.int64)
+        out["peer"] = (recall_at_k(found10, truth, 10), recall_at_k(found_deep, truth, deep))
     return out
 
 
@@ -158,18 +202,26 @@ def _autofaiss_ids(exact: np.ndarray, sizes: list[int]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Generate vectors once, build with each tool in its own measured process, print one table."""
+    """Generate vectors once, build with each tool in its own measured process, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--max-memory", default="2G")
+    parser.add_argument("--vectors", "--n", dest="n", type=int, default=1_000_000, help="vectors to index")
+    parser.add_argument("--dim", type=int, default=512, help="their dimension")
+    parser.add_argument("--max-memory", default="4G", help="memory budget of the served index, for both tools")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="coarchive's build device")
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
+    parser.add_argument("--peer-memory", default="8G", help="autofaiss --current_memory_available")
     parser.add_argument("--toy-pool", type=int, default=0, help="index a toy pool of this many images instead")
+    parser.add_argument("--archive-concepts", type=int, default=0, help="also time one archive pass of N concepts")
+    parser.add_argument("--archive-k", type=int, default=1000, help="hits per concept in the archive pass")
     parser.add_argument("--work", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-archive", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        build_ours(Path(args.child), args.max_memory)
+        build_ours(Path(args.child), args.max_memory, args.device)
+        return 0
+    if args.child_archive:
+        archive_pass(Path(args.child_archive), args.archive_concepts, args.archive_k)
         return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-index-bench-"))
     if args.toy_pool:
@@ -177,72 +229,86 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tune, queries = np.split(write_vectors(work, args.n, args.dim), 2)
     np.save(work / "tune_queries.npy", tune)
-    rows = [
-        (
-            "coarchive index",
-            run_measured(
-                [sys.executable, "-m", "bench.index_build", "--child", str(work), "--max-memory", args.max_memory]
-            ),
-        )
-    ]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    child = [sys.executable, "-m", "bench.index_build", "--max-memory", args.max_memory, "--device", args.device]
+    rows = [("coarchive index", run_measured([*child, "--child", str(work)], env=env))]
     autofaiss = Path(args.peer_venv) / "bin" / "autofaiss"
     peer_index, peer_params = None, None
     skipped = f"autofaiss build_index: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
     if autofaiss.is_file():
         skipped = ""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        rows.append(
-            (
-                "autofaiss build_index",
-                run_measured(
-                    [
-                        str(autofaiss),
-                        "build_index",
-                        f"--embeddings={work / 'af'}",
-                        f"--index_path={work / 'af.index'}",
-                        f"--index_infos_path={work / 'af_infos.json'}",
-                        "--metric_type=ip",
-                        f"--max_index_memory_usage={args.max_memory}",
-                        "--current_memory_available=8G",
-                    ],
-                    env=env,
-                ),
-            )
-        )
+        peer_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        command = [
+            str(autofaiss),
+            "build_index",
+            f"--embeddings={work / 'af'}",
+            f"--index_path={work / 'af.index'}",
+            f"--index_infos_path={work / 'af_infos.json'}",
+            "--metric_type=ip",
+            f"--max_index_memory_usage={args.max_memory}",
+            f"--current_memory_available={args.peer_memory}",
+        ]
+        rows.append(("autofaiss build_index", run_measured(command, env=peer_env)))
         if (work / "af.index").is_file():
             peer_index = work / "af.index"
             peer_params = json.loads((work / "af_infos.json").read_text()).get("index_param")
     if rows[0][1]["code"]:
         sys.exit(f"coarchive index failed:\n{rows[0][1]['tail']}")
     quality = recall_and_latency(work, queries, peer_index, peer_params)
-    ours_info = json.loads([line for line in rows[0][1]["tail"].splitlines() if line.startswith("{")][-1])
+    info = json.loads([line for line in rows[0][1]["tail"].splitlines() if line.startswith("{")][-1])
+    rerank = f", rerank {info['rerank']} x k" if info["rerank"] else ""
     factories = {
-        "coarchive index": f"{ours_info['factory']} nprobe={ours_info['nprobe']}",
+        "coarchive index": f"{info['factory']} nprobe={info['nprobe']}{rerank}",
         "autofaiss build_index": peer_params or "",
     }
-    recalls = {"coarchive index": quality["ours_recall@10"], "autofaiss build_index": quality.get("peer_recall@10")}
+    recalls = {"coarchive index": quality["ours"], "autofaiss build_index": quality.get("peer")}
     data = (
         f"a {args.toy_pool}-image toy pool embedded by the toy CLIP ({sum(shard_sizes(work / 'emb'))} x "
         f"{tune.shape[1]}), {len(queries)} held-out text queries"
         if args.toy_pool
-        else f"{args.n} x {args.dim} clustered vectors, {len(queries)} held-out queries"
+        else f"{args.n} x {args.dim} clustered vectors, {len(queries)} held-out text-like queries"
     )
+    deep = quality["deep"]
     print(f"\n{data}, budget {args.max_memory}, {os.cpu_count()} cores, build s = whole process\n")
-    print("| tool | index | build s | peak memory | recall@10 |")
-    print("|---|---|---|---|---|")
+    print(f"| tool | index | build s | peak memory | recall@10 | recall@{deep} |")
+    print("|---|---|---|---|---|---|")
     for name, r in rows:
         recall = recalls.get(name)
         print(
-            f"| {name} | {factories.get(name, '')} | {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | {recall:.3f} |"
+            f"| {name} | {factories.get(name, '')} | {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | "
+            f"{recall[0]:.3f} | {recall[1]:.3f} |"
             if r["code"] == 0 and recall is not None
-            else f"| {name} | failed | | | |"
+            else f"| {name} | failed | | | | |"
+        )
+    if "ours_plain" in quality:
+        plain = quality["ours_plain"]
+        print(
+            f"| coarchive index, re-ranking off | {info['factory']} nprobe={info['nprobe']} | | | "
+            f"{plain[0]:.3f} | {plain[1]:.3f} |"
         )
     if skipped:
-        print(f"| {skipped} | | | | |")
+        print(f"| {skipped} | | | | | |")
+    seconds = info["seconds"]
+    print(
+        f"\ncoarchive build phases (s): train {seconds['train']}, add {seconds['add']}, merge {seconds['merge']}, "
+        f"tune {seconds['tune']}; backend {info['backend']}"
+    )
     print("\n| coarchive query | p50 ms | p99 ms | queries/s |")
     print("|---|---|---|---|")
     print(f"| one at a time | {quality['p50_ms']:.2f} | {quality['p99_ms']:.2f} | {quality['loop_qps']:.0f} |")
     print(f"| batched ({len(queries)} in one call) | | | {quality['batched_qps']:.0f} |")
+    if args.archive_concepts:
+        command = [*child, "--archive-concepts", str(args.archive_concepts), "--archive-k", str(args.archive_k)]
+        measured = run_measured([*command, "--child-archive", str(work)], env=env)
+        if measured["code"]:
+            sys.exit(f"archive pass failed:\n{measured['tail']}")
+        result = json.loads([line for line in measured["tail"].splitlines() if line.startswith("{")][-1])
+        print("\n| archive pass | concepts | k | re-rank | search s | process s | peak memory |")
+        print("|---|---|---|---|---|---|---|")
+        print(
+            f"| one batched search | {args.archive_concepts} | {args.archive_k} | {result['rerank']} x k | "
+            f"{result['seconds']:.1f} | {measured['seconds']:.1f} | {measured['peak_mib']:.0f} MiB |"
+        )
     return 0
 
 
