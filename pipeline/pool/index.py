@@ -323,7 +323,7 @@ def merge_blocks_ondisk(trained: faiss.Index, blocks: list[Path], ivfdata: Path)
 
 
 def _factory_of(index: faiss.Index) -> str:
-    ivf = faiss.extract_index_ivf(index)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))  # faiss 1.15 returns the IndexIVF base class
     lists = f"IVF{ivf.nlist}"
     quantizer = faiss.downcast_index(ivf.quantizer)
     if isinstance(quantizer, faiss.IndexHNSW):
@@ -352,13 +352,18 @@ def sample_vectors(embeddings: Path, shards: list[int], size: int, seed: int) ->
 def _tune_nprobe(
     index: faiss.Index, queries: np.ndarray, exact: np.ndarray, target: float, rerank: int, stored: StoredEmbeddings
 ) -> tuple[int, dict]:
-    """The smallest power-of-2 nprobe whose recall@10 (after re-ranking, when the plan re-ranks) reaches `target`."""
+    """The smallest power-of-2 nprobe whose recall@10 reaches `target`; a re-ranking (PQ) plan's re-ranked
+    recall@100 must also come within half the gap to 1 (0.975 for 0.95), since archives read deep, and there the
+    lists searched, not the codes, limit recall.
+    """
     ivf = faiss.extract_index_ivf(index)
     nprobe = 1
     while True:
         set_nprobe(index, nprobe)
         _, found = search_ids(index, queries, 100, rerank, stored)
         recalls = {"recall@10": recall_at_k(found, exact, 10), "recall@100": recall_at_k(found, exact, 100)}
-        if recalls["recall@10"] >= target or nprobe >= ivf.nlist:
+        # half the remaining gap as margin: 60 tuning queries at recall@100 0.953 measured 0.92 at k=50 held out
+        deep_enough = not rerank or recalls["recall@100"] >= target + (1 - target) / 2
+        if (recalls["recall@10"] >= target and deep_enough) or nprobe >= ivf.nlist:
             return nprobe, recalls
         nprobe = min(ivf.nlist, nprobe * 2)
