@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -272,9 +271,3 @@ class BatchBuilder:
             shape = (len(parts), *parts[0].shape)
             pixels = torch.stack(parts, out=torch.empty(shape, pin_memory=True) if self.pin_memory else None)
         return LoadedBatch(samples, sizes, pixels, cpu_rows, jpegs, jpeg_rows)
-
-
-def default_loader_workers() -> int:
-    """Loader processes when none are asked for: the cores this process may use, less one for the model, up to 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores - 1))
