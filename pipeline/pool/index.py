@@ -328,9 +328,9 @@ def _factory_of(index: faiss.Index) -> str:
     quantizer = faiss.downcast_index(ivf.quantizer)
     if isinstance(quantizer, faiss.IndexHNSW):
         lists += f"_HNSW{quantizer.hnsw.nb_neighbors(1)}"
-    opq = ""
-    if isinstance(index, faiss.IndexPreTransform):
-        opq = "".join(f"OPQ{faiss.downcast_VectorTransform(index.chain.at(i)).M}," for i in range(index.chain.size()))
+    # an OPQ matrix reads back from disk as a plain LinearTransform; the plans pair OPQ{m} with PQ{m}
+    opq = isinstance(index, faiss.IndexPreTransform) and isinstance(ivf, faiss.IndexIVFPQ)
+    opq = f"OPQ{ivf.pq.M}," if opq else ""
     if isinstance(ivf, faiss.IndexIVFPQ):
         return f"{opq}{lists},PQ{ivf.pq.M}x{ivf.pq.nbits}"
     return f"{opq}{lists},Flat"

@@ -45,3 +45,18 @@ def test_index_build_runs_autofaiss(tmp_path: Path) -> None:
     result = run_bench("index_build", *TINY, "--peer-venv", str(PEER_VENV), "--work", str(tmp_path / "w"))
     peer = next(r for r in _check_ours(result.stdout, 0.9) if r["tool"] == "autofaiss build_index")
     assert peer["index"] != "failed" and 0 <= number(peer["recall@10"]) <= 1, peer
+
+
+def test_index_build_pq_rerank_and_archive_pass(tmp_path: Path) -> None:
+    """A budget that forces PQ codes: the re-ranking row, recall@deep, and the timed archive pass."""
+    peers = str(tmp_path / NO_PEERS)
+    args = ("--vectors", "12000", "--dim", "16", "--max-memory", "200K")  # OPQ4,IVF256,PQ4x8
+    args += ("--archive-concepts", "50", "--archive-k", "20")
+    result = run_bench("index_build", *args, "--peer-venv", peers, "--work", str(tmp_path / "w"))
+    rows = markdown_table(result.stdout, "tool")
+    ours = next(r for r in rows if r["tool"] == "coarchive index")
+    plain = next(r for r in rows if r["tool"] == "coarchive index, re-ranking off")
+    assert ",PQ" in ours["index"] and "rerank 4 x k" in ours["index"], ours
+    assert number(ours["recall@1000"]) >= number(plain["recall@1000"]), (ours, plain)
+    archive = markdown_table(result.stdout, "archive pass")[0]
+    assert archive["concepts"] == "50" and archive["k"] == "20" and number(archive["search s"]) > 0, archive
