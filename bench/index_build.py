@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|")
         print(
             f"| one batched search | {args.archive_concepts} | {args.archive_k} | {result['rerank']} x k | "
-            f"{result['seconds']:.1f} | {measured['seconds']:.1f} | {measured['peak_mib']:.0f} MiB |"
+            f"{result['seconds']:.2f} | {measured['seconds']:.1f} | {measured['peak_mib']:.0f} MiB |"
         )
     return 0
 

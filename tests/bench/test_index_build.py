@@ -59,4 +59,4 @@ def test_index_build_pq_rerank_and_archive_pass(tmp_path: Path) -> None:
     assert ",PQ" in ours["index"] and "rerank 4 x k" in ours["index"], ours
     assert number(ours["recall@1000"]) >= number(plain["recall@1000"]), (ours, plain)
     archive = markdown_table(result.stdout, "archive pass")[0]
-    assert archive["concepts"] == "50" and archive["k"] == "20" and number(archive["search s"]) > 0, archive
+    assert archive["concepts"] == "50" and archive["k"] == "20" and number(archive["process s"]) > 0, archive
