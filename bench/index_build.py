@@ -53,8 +53,9 @@ def text_like(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.n
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """Write the same vectors in coarchive's layout (emb/) and autofaiss's (af/); return text-like queries (400)."""
+def write_vectors(work: Path, n: int, dim: int, seed: int = 0, peer: bool = True) -> np.ndarray:
+    """Write the same vectors in coarchive's layout (emb/) and, with `peer`, autofaiss's (af/); return text-like
+    queries (400)."""
     from pipeline.pool.embed import EMBED_SCHEMA, sample_id
 
     rng = np.random.default_rng(seed)
@@ -66,7 +67,8 @@ def write_vectors(work: Path, n: int, dim: int, seed: int = 0) -> np.ndarray:
         count = min(ROWS_PER_SHARD, n - start)
         vectors = clustered(rng, centres, count, 0.35).astype(np.float16)
         np.save(work / "emb" / f"{shard:05d}.npy", vectors)
-        np.save(work / "af" / f"emb_{shard:04d}.npy", vectors.astype(np.float32))  # identical values
+        if peer:
+            np.save(work / "af" / f"emb_{shard:04d}.npy", vectors.astype(np.float32))  # identical values
         ids = pa.array([sample_id(shard, r) for r in range(count)], pa.int64())
         empty = pa.array([""] * count)
         table = pa.table(
