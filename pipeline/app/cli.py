@@ -219,13 +219,15 @@ def _text_queries(model, texts: list[str]):
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Build a sharded FAISS index over a model's embeddings, tuned on text-query recall; write index.json."""
+    from pipeline.app.index_options import build_options, text_device
     from pipeline.core.executors import make_executor
     from pipeline.core.io import parse_size
     from pipeline.core.model_choice import model_of_embeddings
     from pipeline.core.models import load_model
     from pipeline.pool.index import build_index
 
-    model = load_model(model_of_embeddings(args.model, args.root, "index"), device=args.device)
+    options = build_options(args)  # a clear error for --device cuda without a GPU, before anything loads
+    model = load_model(model_of_embeddings(args.model, args.root, "index"), device=text_device(args.device))
     embeddings = Path(args.root) / "embeddings" / model.ref.model_id
     index_dir = Path(args.root) / "index" / model.ref.model_id / args.version
     concepts = _csv(Path(args.queries).read_text().replace("\n", ",")) if args.queries else DEFAULT_QUERY_CONCEPTS
@@ -241,13 +243,15 @@ def cmd_index(args: argparse.Namespace) -> int:
             target_recall=args.target_recall,
             incremental=args.incremental,
             progress=not args.quiet,
+            options=options,
         )
     finally:
         executor.close()
     if args.incremental:
         print(_incremental_summary(before, info, index_dir))
     print(
-        f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}): "
+        f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}, {info['backend']}"
+        f"{', rerank ' + str(info['rerank']) + ' x k' if info['rerank'] else ''}): "
         f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f} "
         f"on {info['queries']} text queries"
     )
@@ -287,7 +291,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     parts = [_text_queries(model, args.text)] if args.text else []
     parts += [image_queries(model, args.image)] if args.image else []
     labels = [*args.text, *[f"image {p}" for p in args.image]]
-    results = search(index_dir, Path(args.root) / "embeddings" / model.ref.model_id, np.concatenate(parts), args.k)
+    embeddings = Path(args.root) / "embeddings" / model.ref.model_id
+    results = search(index_dir, embeddings, np.concatenate(parts), args.k, rerank=args.rerank)
     if args.html:
         page = write_results_html(Path(args.html), labels, results, Path(args.pool or Path(args.root) / "pool"))
         log.info(f"wrote {page}")
@@ -443,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--run", default=None, help="run partition for the manifest (default: today's date)")
     embed.set_defaults(func=cmd_embed)
 
+    from pipeline.app.index_options import RERANK_HELP, rerank_count
+    from pipeline.app.index_options import add_build_options as add_index_build_options
+
     index = commands.add_parser("index", help="build the FAISS index", description=cmd_index.__doc__)
     index.add_argument("--root", required=True, help="data root holding embeddings/MODEL_ID/")
     index.add_argument(
@@ -462,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--executor", default="local", choices=["local", "dask"], help="in process, or Dask")
     index.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     index.add_argument("--workers", type=int, default=2, help="LocalCluster workers (with --executor dask)")
-    index.add_argument("--device", default=None, help="torch device for the text queries")
+    add_index_build_options(index)
     index.set_defaults(func=cmd_index)
 
     query = commands.add_parser("query", help="search the index with text or images", description=cmd_query.__doc__)
@@ -478,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("-k", "--k", type=int, default=10, help="results per query")
     query.add_argument("--json", action="store_true", help="print JSON instead of a table")
     query.add_argument("--device", default=None, help="torch device")
+    query.add_argument("--rerank", type=rerank_count, default=None, metavar="N", help=RERANK_HELP)
     query.set_defaults(func=cmd_query)
 
     demo = commands.add_parser("demo", help="run the demo on the toy world", description=cmd_demo.__doc__)
