@@ -105,7 +105,13 @@ def cmd_toy_eval(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device)
     spec = _world_spec(args)
     quality = measure_toy_quality(
-        loaded, spec, pool_size=args.pool_size, bench_size=args.bench_size, k=args.k, progress=not args.quiet
+        loaded,
+        spec,
+        pool_size=args.pool_size,
+        bench_size=args.bench_size,
+        k=args.k,
+        progress=not args.quiet,
+        world_seed=args.world_seed,
     )
     print(quality_table(quality, spec))
     if args.json:
@@ -380,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pool-size", type=int, default=10_000, help="held-out pool images for precision@k")
     ev.add_argument("--bench-size", type=int, default=500, help="held-out labelled images for dense mIoU")
     ev.add_argument("--k", type=int, default=50, help="k of precision@k")
+    ev.add_argument(
+        "--world-seed",
+        type=int,
+        default=0,
+        help="which held-out world to draw the pool and benchmark from (0: the README's protocol)",
+    )
     ev.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     ev.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _add_world_options(ev)

@@ -21,6 +21,7 @@ from segment.metrics import confusion_matrix, iou_per_class
 
 POOL_SEED = 7_000_001
 BENCH_SEED = 7_000_002
+WORLD_SEED_STRIDE = 1000  # world seed N draws the pool from POOL_SEED + N * stride and the benchmark likewise
 
 
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -68,6 +69,7 @@ class ToyQuality:
     k: int
     pool_size: int
     bench_size: int
+    world_seed: int = 0
 
     def mean_precision(self, names: list[str]) -> float:
         """Mean precision@k over `names`."""
@@ -106,17 +108,24 @@ def measure_toy_quality(
     bench_size: int = 500,
     k: int = 50,
     progress: bool = True,
+    world_seed: int = 0,
 ) -> ToyQuality:
-    """Measure precision@k (text to image) over a held-out pool and dense mIoU over held-out benchmark scenes."""
+    """Measure precision@k (text to image) over a held-out pool and dense mIoU over held-out benchmark scenes.
+
+    `world_seed` picks another held-out world (0: the README's protocol); every one is disjoint from training scenes.
+    """
+    if world_seed < 0:
+        raise ValueError(f"world_seed must be non-negative, got {world_seed}")
     spec = spec or WorldSpec()
-    images, _, present = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    offset = world_seed * WORLD_SEED_STRIDE
+    images, _, present = render_many(spec, POOL_SEED + offset, pool_size, progress=progress)
     image_emb = image_embeddings(loaded, images)
     thing_emb = text_embeddings(loaded, list(spec.things))
     scores = (image_emb @ thing_emb.T).numpy()  # (N, T)
     relevant = np.array([[t in names for t in spec.things] for names in present])
     prec = precision_at_k(scores, relevant, k)
     rprec = r_precision(scores, relevant)
-    bench_images, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    bench_images, masks, _ = render_many(spec, BENCH_SEED + offset, bench_size, progress=progress)
     class_emb = text_embeddings(loaded, list(spec.classes))
     iou = {}
     for path in ("value", "tokens"):
@@ -130,4 +139,5 @@ def measure_toy_quality(
         k=k,
         pool_size=pool_size,
         bench_size=bench_size,
+        world_seed=world_seed,
     )

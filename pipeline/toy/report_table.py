@@ -25,5 +25,7 @@ def quality_table(quality: ToyQuality, spec: WorldSpec) -> str:
     lines += ["", "| class | dense IoU, MaskCLIP value path | dense IoU, token path |", "|---|---|---|"]
     lines += [f"| {c} | {_fmt(quality.iou[c])} | {_fmt(quality.iou_tokens[c])} |" for c in spec.classes]
     lines.append(f"| **mIoU** | **{_fmt(quality.miou)}** | **{_fmt(quality.miou_tokens)}** |")
-    lines.append(f"\npool {quality.pool_size} images, benchmark {quality.bench_size} images")
+    lines.append(
+        f"\npool {quality.pool_size} images, benchmark {quality.bench_size} images, world seed {quality.world_seed}"
+    )
     return "\n".join(lines)
