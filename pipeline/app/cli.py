@@ -68,8 +68,11 @@ def cmd_toy_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_toy_train(args: argparse.Namespace) -> int:
-    """Train the toy CLIP and write its compact fp16 weights."""
-    from pipeline.toy.train import TrainConfig, train_toy_clip
+    """Train the toy CLIP and write its compact fp16 weights: phase 1, a contrastive run on toy captions, then
+    phase 2, the dense fine-tune that aligns MaskCLIP's value path from caption words (see `toy finetune-dense`).
+    The defaults reproduce the bundled weights; --base starts phase 2 from an existing phase-1 file."""
+    from pipeline.toy.dense_finetune import SHIPPED_DENSE_STAGES, build_toy_clip
+    from pipeline.toy.train import TrainConfig
 
     config = TrainConfig(
         steps=args.steps,
@@ -79,17 +82,29 @@ def cmd_toy_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         save_every=args.save_every,
     )
-    path = train_toy_clip(config, Path(args.out), progress=not args.quiet)
+    stages = () if args.no_dense else SHIPPED_DENSE_STAGES
+    base = Path(args.base) if args.base else None
+    if base is not None and args.no_dense:
+        print("error: --base starts the dense phase, which --no-dense skips", file=sys.stderr)
+        return 2
+    path = build_toy_clip(config, stages, Path(args.out), base=base, progress=not args.quiet)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_toy_finetune_dense(args: argparse.Namespace) -> int:
-    """Fine-tune the toy CLIP's last visual block so that MaskCLIP's value path localises concepts (image tags only)."""
+    """Fine-tune the toy CLIP's last visual blocks so that MaskCLIP's value path localises concepts, with tags read
+    from caption words only (one stage of `toy train`'s phase 2)."""
     from pipeline.toy.dense_finetune import DenseFinetuneConfig, finetune_dense
 
     config = DenseFinetuneConfig(
-        steps=args.steps, batch_size=args.batch_size, train_images=args.train_images, lr=args.lr, topk=args.topk
+        steps=args.steps,
+        batch_size=args.batch_size,
+        train_images=args.train_images,
+        lr=args.lr,
+        blocks=args.blocks,
+        topk=args.topk,
+        absent_weight=args.absent_weight,
     )
     init = Path(args.init) if args.init else None
     print(f"wrote {finetune_dense(config, Path(args.out), init=init, progress=not args.quiet)}")
@@ -366,7 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-images", type=int, default=40_000, help="distinct training scenes")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     train.add_argument("--seed", type=int, default=0, help="training seed")
-    train.add_argument("--save-every", type=int, default=0, help="also save weights every N steps")
+    train.add_argument("--save-every", type=int, default=0, help="also save phase-1 weights every N steps")
+    train.add_argument(
+        "--base",
+        default=None,
+        help="skip phase 1 and fine-tune this phase-1 file (the contrastive run's output) instead",
+    )
+    train.add_argument(
+        "--no-dense", action="store_true", help="phase 1 only: skip the dense fine-tune stages (phase 2)"
+    )
     train.set_defaults(func=cmd_toy_train)
 
     dense = toy_commands.add_parser(
@@ -378,7 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--batch-size", type=int, default=64, help="images per batch")
     dense.add_argument("--train-images", type=int, default=8000, help="distinct training scenes")
     dense.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    dense.add_argument("--blocks", type=int, default=1, help="visual blocks trained, counted from the last")
     dense.add_argument("--topk", type=int, default=8, help="patches pooled per concept by the tag loss")
+    dense.add_argument(
+        "--absent-weight",
+        type=float,
+        default=0.0,
+        help="weight of the term that keeps every patch off the concepts its caption rules out",
+    )
     dense.set_defaults(func=cmd_toy_finetune_dense)
 
     ev = toy_commands.add_parser("eval", help="measure a model on the toy world", description=cmd_toy_eval.__doc__)

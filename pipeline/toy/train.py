@@ -52,12 +52,16 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of groups {self.groups}")
 
 
-def build_training_set(spec: WorldSpec, count: int, seed: int, workers: int | None = None) -> tuple:
-    """Render `count` training scenes (JPEG round-tripped like the pool): images (N, H, W, 3) uint8 and contents."""
+def build_training_set(
+    spec: WorldSpec, count: int, seed: int, workers: int | None = None, with_captions: bool = False
+) -> tuple:
+    """Render `count` training scenes (JPEG round-tripped like the pool): images (N, H, W, 3) uint8 and contents
+    (things, stuff), then each scene's own caption if `with_captions`."""
     jobs = [(spec, seed, i) for i in range(count)]
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         scenes = list(tqdm(pool.map(render_as_pooled, jobs, chunksize=256), total=count, desc="render train set"))
-    return np.stack([s.image for s in scenes]), [s.things for s in scenes], [s.stuff for s in scenes]
+    out = np.stack([s.image for s in scenes]), [s.things for s in scenes], [s.stuff for s in scenes]
+    return (*out, [s.caption for s in scenes]) if with_captions else out
 
 
 def vocabulary_token_ids(tokenizer, spec: WorldSpec) -> list[int]:
