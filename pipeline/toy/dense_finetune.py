@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.core.clip_dense import resized_positional_embedding, token_path, value_path
 from pipeline.core.compact_weights import save_compact_weights
 from pipeline.core.models import TOY_ARCH, TOY_NAME, load_model
 from pipeline.toy.quality import normalise_pixels, text_embeddings
 from pipeline.toy.train import TRAIN_SEED_BASE, build_training_set, vocabulary_token_ids
 from pipeline.toy.world import WorldSpec
-from pipeline.core.clip_dense import resized_positional_embedding, token_path, value_path
 
 SALIENCY_SCALE = 10.0  # METHODS.md: DenseCLIP saliency is sigmoid(10 * cos(patch, text))
 
