@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import multiprocessing
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from PIL import Image
 
 from pipeline.core.loader import ShardLoader, plain_jpeg_size, prepare_chunk
 from pipeline.core.shard_reader import decode_image, read_shard
+from tests.pipeline.shard_files import encode, write_tar
 
 SIZE = 24
 
@@ -25,23 +24,15 @@ def _transform(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 def _shard(path: Path, count: int, bad_every: int = 0) -> Path:
     rng = np.random.default_rng(count)
-    with tarfile.open(path, "w") as tar:
-        for i in range(count):
-            data = _encode(Image.fromarray(rng.integers(0, 255, (20 + i % 7, 30, 3), dtype=np.uint8)), "JPEG")
-            if bad_every and i % bad_every == 1:
-                data = b"not an image"
-            info = tarfile.TarInfo(f"{i:09d}.jpg")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    members = []
+    for i in range(count):
+        data = encode(Image.fromarray(rng.integers(0, 255, (20 + i % 7, 30, 3), dtype=np.uint8)), "JPEG")
+        if bad_every and i % bad_every == 1:
+            data = b"not an image"
+        members.append((f"{i:09d}.jpg", data))
+    return write_tar(path, members)
 
 
 def _collect(loader: ShardLoader, tar: Path) -> tuple[list, Counter, list[int]]:
@@ -95,9 +86,9 @@ def test_jpegs_for_the_device_and_everything_else_on_the_cpu() -> None:
     rgb = Image.new("RGB", (40, 30), (200, 10, 10))
     exif = Image.Exif()
     exif[0x0112] = 6
-    cmyk = _encode(Image.new("CMYK", (8, 8)), "JPEG")
-    datas = [_encode(rgb, "JPEG"), _encode(rgb.convert("L"), "JPEG"), _encode(rgb, "JPEG", exif=exif)]
-    datas += [cmyk, _encode(rgb, "PNG"), b"", b"\xff\xd8\xff not really"]
+    cmyk = encode(Image.new("CMYK", (8, 8)), "JPEG")
+    datas = [encode(rgb, "JPEG"), encode(rgb.convert("L"), "JPEG"), encode(rgb, "JPEG", exif=exif)]
+    datas += [cmyk, encode(rgb, "PNG"), b"", b"\xff\xd8\xff not really"]
     assert [plain_jpeg_size(d) for d in datas] == [(40, 30), (40, 30), None, None, None, None, None]
     out = prepare_chunk(datas, _transform, jpeg_to_device=True)
     assert out.on_device == [True, True, False, False, False, False, False]

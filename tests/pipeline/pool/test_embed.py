@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pipeline.core.executors import DaskExecutor, LocalExecutor
 from pipeline.core.models import ModelRef
 from pipeline.core.stage import run_stage
 from pipeline.pool.embed import EmbedStage, split_id
+from tests.pipeline.shard_files import write_tar
 
 TOY = ModelRef("toy")
 
@@ -72,14 +72,6 @@ def _bomb() -> bytes:
     return buffer.getvalue()
 
 
-def _write_tar(path: Path, members: list[tuple[str, bytes]]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_bad_input_is_counted_and_good_samples_survive(tmp_path: Path) -> None:
     pool = tmp_path / "pool"
     pool.mkdir()
@@ -87,8 +79,8 @@ def test_bad_input_is_counted_and_good_samples_survive(tmp_path: Path) -> None:
     members += [("000000001.jpg", b""), ("000000002.jpg", b"this is not an image")]
     members += [("000000003.jpg", _jpeg(20)[:200]), ("000000004.png", _bomb())]
     members += [("000000005.jpg", _jpeg(30)), ("000000005.json", b"{not json")]
-    _write_tar(pool / "00000.tar", members)  # no parquet beside it
-    _write_tar(pool / "00001.tar", [(f"00010000{i}.jpg", _jpeg(i)) for i in range(4)])
+    write_tar(pool / "00000.tar", members)  # no parquet beside it
+    write_tar(pool / "00001.tar", [(f"00010000{i}.jpg", _jpeg(i)) for i in range(4)])
     data = (pool / "00001.tar").read_bytes()
     (pool / "00001.tar").write_bytes(data[: len(data) // 2 + 300])  # truncated mid-archive
     (pool / "00002.tar").write_bytes(b"")  # an empty shard
@@ -181,7 +173,7 @@ def test_a_repeated_key_is_counted_and_the_rest_of_the_shard_kept(tmp_path: Path
     members += [("000000001.txt", b"first copy"), ("000000001.jpg", _sized_jpeg(32, 80, 30))]  # the repeat
     members += [("000000001.txt", b"second copy"), ("000000002.jpg", _jpeg(40)), ("000000003.jpg", _jpeg(50))]
     members += [("000000000.jpg", _jpeg(60))]  # a key met again later in the shard: also a repeat
-    _write_tar(pool / "00000.tar", members)
+    write_tar(pool / "00000.tar", members)
     assert _embed_cli(pool, tmp_path / "root") == 0
     out = capsys.readouterr().out
     assert "embedded 4 of 4 samples" in out and "skipped: duplicate key: 2" in out
@@ -198,7 +190,7 @@ def test_a_repeated_key_is_counted_and_the_rest_of_the_shard_kept(tmp_path: Path
 def test_a_shard_without_repeats_reports_no_duplicates(tmp_path: Path) -> None:
     from pipeline.core.shard_reader import read_shard
 
-    _write_tar(tmp_path / "00000.tar", [("a.jpg", _jpeg(1)), ("a.txt", b"x"), ("b.jpg", _jpeg(2))])
+    write_tar(tmp_path / "00000.tar", [("a.jpg", _jpeg(1)), ("a.txt", b"x"), ("b.jpg", _jpeg(2))])
     contents = read_shard(str(tmp_path / "00000.tar"))
     assert [s.key for s in contents.samples] == ["a", "b"] and "duplicate key" not in contents.problems
 
@@ -217,7 +209,7 @@ def test_gif_first_frame_and_exif_orientation_are_decoded(tmp_path: Path, capsys
     pool.mkdir()
     members = [("000000000.gif", gif.getvalue()), ("000000001.png", first.getvalue())]
     members += [("000000002.jpg", rotated.getvalue()), ("000000003.jpg", gif.getvalue())]  # GIF bytes named .jpg
-    _write_tar(pool / "00000.tar", members)
+    write_tar(pool / "00000.tar", members)
     assert _embed_cli(pool, tmp_path / "root") == 0
     assert "embedded 4 of 4 samples" in capsys.readouterr().out
     folder = tmp_path / "root" / "embeddings" / "toy"

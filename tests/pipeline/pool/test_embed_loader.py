@@ -6,9 +6,7 @@ threads, preprocess, forward in chunks of 32): the streaming path must write exa
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,22 +22,9 @@ from pipeline.core.models import ModelRef
 from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.core.stage import run_stage
 from pipeline.pool.embed import EmbedStage, sample_id
+from tests.pipeline.shard_files import encode, write_tar
 
 TOY = ModelRef("toy")
-
-
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +43,17 @@ def mixed_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(70):
         key, kind = f"{i:09d}", i % 7
         member = {
-            0: (".jpg", lambda: _encode(noise(120, 80), "JPEG")),
-            1: (".png", lambda: _encode(noise(64, 96), "PNG")),
-            2: (".jpg", lambda: _encode(noise(64, 32), "JPEG", exif=exif)),
-            3: (".jpg", lambda: _encode(noise(50, 50).convert("L"), "JPEG")),
+            0: (".jpg", lambda: encode(noise(120, 80), "JPEG")),
+            1: (".png", lambda: encode(noise(64, 96), "PNG")),
+            2: (".jpg", lambda: encode(noise(64, 32), "JPEG", exif=exif)),
+            3: (".jpg", lambda: encode(noise(50, 50).convert("L"), "JPEG")),
             4: (".jpg", lambda i=i: b"not an image" if i % 2 else b""),
-            5: (".webp", lambda: _encode(noise(90, 70), "WEBP")),
-            6: (".jpg", lambda: _encode(noise(300, 200), "JPEG", quality=70)),
+            5: (".webp", lambda: encode(noise(90, 70), "WEBP")),
+            6: (".jpg", lambda: encode(noise(300, 200), "JPEG", quality=70)),
         }[kind]
         members += [(key + member[0], member[1]()), (key + ".txt", f"caption {i}".encode())]
-    _tar(pool / "00000.tar", members)
-    _tar(pool / "00001.tar", [(f"{i:09d}.jpg", _encode(noise(80, 80), "JPEG")) for i in range(40)])
+    write_tar(pool / "00000.tar", members)
+    write_tar(pool / "00001.tar", [(f"{i:09d}.jpg", encode(noise(80, 80), "JPEG")) for i in range(40)])
     data = (pool / "00001.tar").read_bytes()
     (pool / "00001.tar").write_bytes(data[: len(data) // 2 + 300])
     (pool / "00002.tar").write_bytes(b"")
