@@ -17,6 +17,22 @@ from segment.car.segmenter import CaRSegmenter
 CONCEPTS = ["grass", "water", "sand", "brick", "sky", "circle", "square", "triangle", "star", "ring"]
 
 
+def random_init_segmenter(loaded, concepts: list[str], device: str, **options) -> CaRSegmenter:
+    """CaR's batched segmenter on a random-init CLIP: CaR's 15 templates unless `templates` is given, three background
+    queries, and a confidence threshold that keeps the above-average queries (random scores sit near 1/len)."""
+    from pipeline.core.text import templates
+
+    options.setdefault("templates", templates("car"))
+    return CaRSegmenter(
+        loaded,
+        background_queries=("road", "wall", "tree"),
+        vocabulary=None,
+        device=device,
+        confidence_threshold=1 / len(concepts) + 1e-4,
+        **options,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: time both implementations and compare their masks."""
     from pipeline.core.models import load_model
@@ -41,14 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.core.text import templates
 
     concepts = CONCEPTS[: args.concepts]
-    seg = CaRSegmenter(
-        loaded,
-        templates=templates(args.templates),
-        background_queries=("road", "wall", "tree"),
-        vocabulary=None,
-        device=args.device,
-        confidence_threshold=1 / len(concepts) + 1e-4,  # random init: keep the above-average queries
-        max_iterations=args.iterations,
+    seg = random_init_segmenter(
+        loaded, concepts, args.device, templates=templates(args.templates), max_iterations=args.iterations
     )
     images, _, _ = render_many(
         WorldSpec(image_size=max(32, args.size)), BENCH_SEED, args.images, workers=1, progress=False

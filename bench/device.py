@@ -97,7 +97,7 @@ def embed_part(work: Path, sizes: dict, device: str, arch: str) -> dict:
 def index_part(work: Path, sizes: dict, devices: list[str]) -> dict:
     """The same vectors indexed on each device in its own measured process; recall against exact search."""
     from bench.index_build import recall_and_latency, write_vectors
-    from bench.peakmem import run_measured
+    from bench.peakmem import last_json, run_measured
 
     base = work / "index"
     base.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def index_part(work: Path, sizes: dict, devices: list[str]) -> dict:
         if measured["code"]:
             out[device] = {"error": measured["tail"][-2000:]}
             continue
-        info = json.loads([line for line in measured["tail"].splitlines() if line.startswith("{")][-1])
+        info = last_json(measured)
         quality = recall_and_latency(folder, queries, None, None)
         out[device] = {
             "factory": info["factory"],
@@ -144,24 +144,15 @@ def zegclip_part(sizes: dict, device: str) -> dict:
 
 def car_part(sizes: dict, device: str, arch: str) -> dict:
     """CaR's batched segmenter (random-init CLIP), seconds per image over a few toy scenes."""
-    from bench.car_speed import CONCEPTS
+    from bench.car_speed import CONCEPTS, random_init_segmenter
     from pipeline.core.models import load_model
-    from pipeline.core.text import templates
     from pipeline.toy.quality import BENCH_SEED, render_many
     from pipeline.toy.world import WorldSpec
-    from segment.car.segmenter import CaRSegmenter
 
     torch.manual_seed(0)
     loaded = load_model(arch, device=device)
     concepts = CONCEPTS[: sizes["car_concepts"]]
-    segmenter = CaRSegmenter(
-        loaded,
-        templates=templates("car"),
-        background_queries=("road", "wall", "tree"),
-        vocabulary=None,
-        device=device,
-        confidence_threshold=1 / len(concepts) + 1e-4,  # random init: keep the above-average queries
-    )
+    segmenter = random_init_segmenter(loaded, concepts, device)
     images, _, _ = render_many(WorldSpec(), BENCH_SEED, sizes["car_images"] + 1, workers=1, progress=False)
     segmenter.segment(images[-1], concepts)  # warm-up, not timed
     start = time.perf_counter()

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.peakmem import run_measured
+from bench.peakmem import last_json, run_measured
 
 ROWS_PER_SHARD = 250_000
 
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if rows[0][1]["code"]:
         sys.exit(f"coarchive index failed:\n{rows[0][1]['tail']}")
     quality = recall_and_latency(work, queries, peer_index, peer_params)
-    info = json.loads([line for line in rows[0][1]["tail"].splitlines() if line.startswith("{")][-1])
+    info = last_json(rows[0][1])
     rerank = f", rerank {info['rerank']} x k" if info["rerank"] else ""
     factories = {
         "coarchive index": f"{info['factory']} nprobe={info['nprobe']}{rerank}",
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = run_measured([*command, "--child-archive", str(work)], env=env)
         if measured["code"]:
             sys.exit(f"archive pass failed:\n{measured['tail']}")
-        result = json.loads([line for line in measured["tail"].splitlines() if line.startswith("{")][-1])
+        result = last_json(measured)
         print("\n| archive pass | concepts | k | re-rank | search s | process s | peak memory |")
         print("|---|---|---|---|---|---|---|")
         print(

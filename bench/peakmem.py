@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -38,3 +39,8 @@ def run_measured(command: list[str], env: dict | None = None, cwd: str | None = 
         "code": process.returncode,
         "tail": output[-3000:],
     }
+
+
+def last_json(measured: dict) -> dict:
+    """The last line of a measured child's output that is a JSON object (how the children report their numbers)."""
+    return json.loads([line for line in measured["tail"].splitlines() if line.startswith("{")][-1])
