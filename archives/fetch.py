@@ -3,7 +3,9 @@
 The first search asks for OVERFETCH k candidates for every concept at once. A concept left with fewer than k items
 after near-duplicate removal is searched again, with GROWTH times as many candidates (the short concepts batched
 together), until it keeps k items, the index returns fewer candidates than asked (every image it can reach has been
-looked at), or MAX_FETCH k candidates have been searched. A short archive says which of these stopped it.
+looked at), or MAX_FETCH k candidates have been searched. When the index returns fewer than asked and the search can
+still widen (an IVF index probing fewer lists than it has), the concept is searched again, wider, before it is
+called short. A short archive says which of these stopped it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ MAX_FETCH = 64  # the cap: at most this many candidates per wanted item are sear
 
 Search = Callable[[np.ndarray, int], list[list[Hit]]]  # (q, d) queries, candidates per query -> hits per query
 Vectors = Callable[[list[int]], np.ndarray]  # ids -> (n, d) float32 unit rows of the stored image embeddings
+Widen = Callable[[], bool]  # make later searches reach more of the index; False when they already reach all of it
 
 
 @dataclass
@@ -36,11 +39,18 @@ class Fetched:
 
 
 def fetch_distinct(
-    search: Search, vectors: Vectors, queries: np.ndarray, k: int, threshold: float, count: int
+    search: Search,
+    vectors: Vectors,
+    queries: np.ndarray,
+    k: int,
+    threshold: float,
+    count: int,
+    widen: Widen | None = None,
 ) -> list[Fetched]:
     """Per query (q, d), the first k candidates whose cosine to every kept one is below `threshold`.
 
     `count` is how many images the index holds. The first search covers every query; later ones only the short.
+    `widen` is called when a search returned fewer candidates than asked; if it widened, those are searched again.
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
@@ -54,7 +64,7 @@ def fetch_distinct(
     while pending:
         searches += 1
         hits = search(queries[pending], want)
-        still_short = []
+        still_short, ran_out = [], []  # ran_out: short because the index returned fewer than asked
         for c, candidates in zip(pending, hits, strict=True):
             positions, dropped = greedy_dedup(vectors([h.id for h in candidates]), threshold, k)
             kept = [
@@ -67,9 +77,19 @@ def fetch_distinct(
                 if not reason:
                     still_short.append(c)
                     continue
+                if len(candidates) < want and len(candidates) < count:
+                    ran_out.append((c, Fetched(kept, len(candidates), searches, dropped, reason)))
+                    continue
             results[c] = Fetched(kept, len(candidates), searches, dropped, reason)
-        pending = still_short
-        want = min(cap, want * GROWTH)
+        widened = bool(ran_out) and widen is not None and widen()
+        for c, fetched in ran_out:
+            if widened:
+                still_short.append(c)  # searched again, wider, at the same depth
+            else:
+                results[c] = fetched
+        pending = sorted(still_short)
+        if not widened:
+            want = min(cap, want * GROWTH)
     return [r for r in results if r is not None]
 
 

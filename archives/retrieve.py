@@ -93,14 +93,22 @@ def build_archives(
     stored = StoredVectors(embeddings)
 
     factor = rerank_factor(index_dir, rerank)
+    probe = {"nprobe": int(info["nprobe"]), "lists": int(info.get("nlist", info["nprobe"]))}
 
     def batched_search(rows: np.ndarray, want: int) -> list[list[Hit]]:
         # one batched search for all the concepts given; `want` (>= 4k) candidates are already more than k, so
         # re-ranking asks the index for max(want, factor x k) and re-scores them all
         per_hit = math.ceil(factor * k / want) if factor else 0
-        return search(index_dir, embeddings, rows, want, rerank=per_hit)
+        return search(index_dir, embeddings, rows, want, rerank=per_hit, nprobe=probe["nprobe"])
 
-    fetched = fetch_distinct(batched_search, stored.get, queries, k, dedup_threshold, count)
+    def widen() -> bool:
+        # the tuned nprobe serves the top 10; a deep archive that runs out of candidates probes twice as many lists
+        if probe["nprobe"] >= probe["lists"]:
+            return False
+        probe["nprobe"] = min(probe["lists"], 2 * probe["nprobe"])
+        return True
+
+    fetched = fetch_distinct(batched_search, stored.get, queries, k, dedup_threshold, count, widen)
     mean, std = background_stats(pool_sample(embeddings), queries)  # (C,), (C,)
 
     out = run_dir(root, model_id, run)
@@ -118,6 +126,7 @@ def build_archives(
             "model": str(loaded.ref),
             "model_id": model_id,
             "index": {"version": version, "factory": info["factory"], "nprobe": info["nprobe"], "rerank": factor},
+            "nprobe_widest": probe["nprobe"],  # lists the widest search probed (widened when the index ran short)
             "k": k,
             "items": len(kept),
             "candidates_searched": found.candidates,

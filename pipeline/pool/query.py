@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pyarrow.parquet as pq
 import torch
@@ -16,7 +17,7 @@ from PIL import Image
 from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.pool.embed import split_id
-from pipeline.pool.index import open_index
+from pipeline.pool.index import open_index, set_nprobe
 from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
 
@@ -48,9 +49,11 @@ def rerank_factor(index_dir: Path, rerank: int | None) -> int:
 
 
 def search(
-    index_dir: Path, embeddings: Path, queries: np.ndarray, k: int, rerank: int | None = None
+    index_dir: Path, embeddings: Path, queries: np.ndarray, k: int, rerank: int | None = None, nprobe: int | None = None
 ) -> list[list[Hit]]:
     """Top-k hits for each of the (q, d) L2-normalised queries, in one batched search.
+
+    `nprobe` overrides the index's tuned one (lists searched per query; capped at the list count).
 
     With re-ranking (`rerank` > 0, or the index's default when None: 4 for PQ indexes), the index returns
     rerank x k candidates, re-scored exactly from the stored fp16 embeddings; scores are then exact cosines.
@@ -59,6 +62,8 @@ def search(
         raise ValueError(f"k must be positive, got {k}")
     factor = rerank_factor(index_dir, rerank)
     index = open_index(Path(index_dir))
+    if nprobe is not None:
+        set_nprobe(index, max(1, min(nprobe, faiss.extract_index_ivf(index).nlist)))
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise ValueError(
             f"queries have dimension {queries.shape[-1]}, the index {index.d}: was it built by another model?"

@@ -94,3 +94,23 @@ def test_bad_arguments(k: int, count: int) -> None:
     index = FakeIndex(np.eye(D))
     with pytest.raises(ValueError, match="must be positive" if k == 0 else "holds no images"):
         fetch_distinct(index.search, index.get, _query(0), k, 0.99, count)
+
+
+def test_shallow_index_is_widened_before_a_concept_is_called_short() -> None:
+    rng = np.random.default_rng(3)
+    index = FakeIndex(_world(rng, 40, 200, 0, 0.3), reach=30)
+    widenings = []
+
+    def widen() -> bool:  # each widening lets the index reach twice as far, up to all 240 images
+        if index.reach >= 240:
+            return False
+        index.reach = min(240, 2 * index.reach)
+        widenings.append(index.reach)
+        return True
+
+    (found,) = fetch_distinct(index.search, index.get, _query(0), 20, 0.99, 240, widen)
+    assert len(found.hits) == 20 and found.short_reason == ""
+    assert widenings == [60]  # 60 candidates already hold 20 distinct images
+    (deep,) = fetch_distinct(index.search, index.get, _query(0), 300, 0.99, 240, widen)
+    assert deep.candidates == 240 and "of 300 items: the index holds only 240 images and all" in deep.short_reason
+    assert widenings == [60, 120, 240]
