@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, image_embeddings, render_many, text_embeddings
+from pipeline.toy.quality import (
+    BENCH_SEED,
+    POOL_SEED,
+    dense_labels,
+    held_out,
+    image_embeddings,
+    render_many,
+    text_embeddings,
+)
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.bank_labels import label_with_bank
@@ -86,16 +94,17 @@ def measure_bank_quality(
     encoder: DenseEncoder | None = None,
     variants: dict[str, tuple[bool, bool]] | None = None,
     progress: bool = False,
+    world_seed: int = 0,
 ) -> BankQuality:
     """Build banks for each (LGC, CE) variant from toy archives and measure dense IoU on held-out scenes."""
     spec = spec or WorldSpec()
     variants = variants or VARIANTS
     saliency = ClipDenseEncoder(loaded)
     encoder = encoder or saliency
-    pool_images, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    pool_images, pool_masks, _ = render_many(spec, held_out(POOL_SEED, world_seed), pool_size, progress=progress)
     archives, precision = toy_archives(loaded, spec, pool_images, pool_masks, k)
     del pool_images
-    bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    bench, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), bench_size, progress=progress)
     classes = list(spec.classes)
     iou, seeds = {}, {}
 
@@ -108,7 +117,7 @@ def measure_bank_quality(
         seeds[name] = seed_hit_rate(bank, archives, spec, lambda a: pool_masks[a.ids])
         iou[f"bank {name}"] = score(label_with_bank(encoder, bank, bench))
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name}
-    settings.update(rare_rate=spec.rare_rate, context_rate=spec.context_rate)
+    settings.update(world_seed=world_seed, rare_rate=spec.rare_rate, context_rate=spec.context_rate)
     return BankQuality(iou, precision, seeds, settings)
 
 
@@ -153,6 +162,9 @@ def add_protocol_arguments(
     parser.add_argument(
         "--context-rate", type=float, default=context, help="chance that a scene's things favour its background"
     )
+    parser.add_argument(
+        "--world-seed", type=int, default=0, help="another held-out world (pool, benchmark); 0 is the docs' protocol"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         args.k,
         encoder=create_dense_encoder(args.encoder, clip=loaded),
         progress=True,
+        world_seed=args.world_seed,
     )
     report_measurement(quality_tables(quality, spec), quality, quality.settings, start, args.json)
     return 0

@@ -14,20 +14,22 @@ import numpy as np
 import torch
 
 from pipeline.toy.bank_quality import toy_archives
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, render_many
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, held_out, render_many
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
 from segment.cosegment import build_bank
 from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
-from segment.metrics import confusion_matrix, mean_iou
+from segment.metrics import confusion_matrix, iou_per_class, mean_iou
 
 DEFAULTS = {"scenes": 12, "pool_size": 400, "k": 8}  # the protocol of tests/pipeline/toy/test_car_quality.py
 
 
-def toy_bank(loaded, spec: WorldSpec, pool_size: int = DEFAULTS["pool_size"], k: int = DEFAULTS["k"]) -> SegmentBank:
+def toy_bank(
+    loaded, spec: WorldSpec, pool_size: int = DEFAULTS["pool_size"], k: int = DEFAULTS["k"], world_seed: int = 0
+) -> SegmentBank:
     """A ReCo bank (LGC + CE, clip-penultimate features) co-segmented from top-k toy archives of a rendered pool."""
-    images, masks, _ = render_many(spec, POOL_SEED, pool_size, workers=1, progress=False)
+    images, masks, _ = render_many(spec, held_out(POOL_SEED, world_seed), pool_size, workers=1, progress=False)
     archives, _ = toy_archives(loaded, spec, images, masks, k=k)
     encoder = create_dense_encoder("clip-penultimate", clip=loaded)
     return build_bank(archives, encoder, ClipDenseEncoder(loaded), lgc=True, ce=True)
@@ -39,6 +41,7 @@ class ToyCarResult:
 
     miou: dict[str, float]
     traces: list[dict] = field(default_factory=list)
+    iou: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> class -> IoU
     settings: dict = field(default_factory=dict)
 
 
@@ -73,7 +76,8 @@ def measure(
                     sets.append([queries[q] for q in result.queries])
                 traces.append({"variant": label, "image": i, "truth": truth, "sets": sets, "stopped": result.stopped})
     miou = {name: float(mean_iou(cm)) for name, cm in confusion.items()}
-    return ToyCarResult(miou, traces, {"images": len(images), **options})
+    iou = {name: dict(zip(classes, iou_per_class(cm).tolist(), strict=True)) for name, cm in confusion.items()}
+    return ToyCarResult(miou, traces, iou, {"images": len(images), **options})
 
 
 def tables(result: ToyCarResult) -> str:
@@ -97,11 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=DEFAULTS["k"], help="images per concept archive")
     parser.add_argument("--no-bank", action="store_true", help="measure text-only CaR only")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a CaR setting, repeatable")
+    parser.add_argument("--world-seed", type=int, default=0, help="another held-out world; 0 is the docs' protocol")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error(f"--scenes must be positive, got {args.scenes}")
+    if args.world_seed < 0:
+        parser.error(f"--world-seed must be non-negative, got {args.world_seed}")
     options = {}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -112,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     loaded = load_model("toy", device="cpu")
     spec = WorldSpec()
-    bank = None if args.no_bank else toy_bank(loaded, spec, args.pool_size, args.k)
-    images, masks, _ = render_many(spec, BENCH_SEED, args.scenes, workers=1, progress=False)
+    bank = None if args.no_bank else toy_bank(loaded, spec, args.pool_size, args.k, args.world_seed)
+    images, masks, _ = render_many(spec, held_out(BENCH_SEED, args.world_seed), args.scenes, workers=1, progress=False)
     try:
         result = measure(loaded, images, masks, list(spec.classes), bank, **options)
     except ValueError as error:

@@ -24,6 +24,13 @@ BENCH_SEED = 7_000_002
 WORLD_SEED_STRIDE = 1000  # world seed N draws the pool from POOL_SEED + N * stride and the benchmark likewise
 
 
+def held_out(base_seed: int, world_seed: int) -> int:
+    """The render seed of one held-out scene set (pool, benchmark, targets) in world `world_seed` (0: the README's)."""
+    if world_seed < 0:
+        raise ValueError(f"world_seed must be non-negative, got {world_seed}")
+    return base_seed + world_seed * WORLD_SEED_STRIDE
+
+
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
     """Per concept, the fraction of the top-k items (by score, (N, C)) that are relevant ((N, C) bool)."""
     if k <= 0:
@@ -114,18 +121,15 @@ def measure_toy_quality(
 
     `world_seed` picks another held-out world (0: the README's protocol); every one is disjoint from training scenes.
     """
-    if world_seed < 0:
-        raise ValueError(f"world_seed must be non-negative, got {world_seed}")
     spec = spec or WorldSpec()
-    offset = world_seed * WORLD_SEED_STRIDE
-    images, _, present = render_many(spec, POOL_SEED + offset, pool_size, progress=progress)
+    images, _, present = render_many(spec, held_out(POOL_SEED, world_seed), pool_size, progress=progress)
     image_emb = image_embeddings(loaded, images)
     thing_emb = text_embeddings(loaded, list(spec.things))
     scores = (image_emb @ thing_emb.T).numpy()  # (N, T)
     relevant = np.array([[t in names for t in spec.things] for names in present])
     prec = precision_at_k(scores, relevant, k)
     rprec = r_precision(scores, relevant)
-    bench_images, masks, _ = render_many(spec, BENCH_SEED + offset, bench_size, progress=progress)
+    bench_images, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), bench_size, progress=progress)
     class_emb = text_embeddings(loaded, list(spec.classes))
     iou = {}
     for path in ("value", "tokens"):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.toy.bank_quality import add_protocol_arguments, report_measurement, seed_hit_rate, toy_archives
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, render_many, text_embeddings
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, held_out, render_many, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.cosegment import build_bank
@@ -60,16 +60,17 @@ def measure_reco_ablation(
     encoder: DenseEncoder | None = None,
     steps: dict[str, Step] | None = None,
     progress: bool = False,
+    world_seed: int = 0,
 ) -> AblationResult:
     """Build one bank per (LGC, CE) pair from toy archives; segment held-out scenes with ReCo for every step."""
     spec = spec or WorldSpec()
     steps = steps or PAPER_STEPS
     saliency = ClipDenseEncoder(loaded)
     encoder = encoder or create_dense_encoder("clip-penultimate", clip=loaded)
-    pool_images, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, progress=progress)
+    pool_images, pool_masks, _ = render_many(spec, held_out(POOL_SEED, world_seed), pool_size, progress=progress)
     archives, precision = toy_archives(loaded, spec, pool_images, pool_masks, k)
     del pool_images
-    bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, progress=progress)
+    bench, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), bench_size, progress=progress)
     classes = list(spec.classes)
     rows: dict[str, tuple[float, float, dict[str, float]]] = {}
     rows[TEXT] = evaluate_labels(dense_labels(loaded, bench, text_embeddings(loaded, classes)), masks, classes)
@@ -100,6 +101,7 @@ def measure_reco_ablation(
     grid = next(iter(banks.values())).provenance["concepts"][classes[0]]["grid"]
     settings = {"pool_size": pool_size, "bench_size": bench_size, "k": k, "encoder": encoder.name, "grid": grid}
     settings.update(rare_rate=spec.rare_rate, context_rate=spec.context_rate, archive_precision=precision)
+    settings.update(world_seed=world_seed)
     return AblationResult(
         {n: r[0] for n, r in rows.items()},
         {n: r[1] for n, r in rows.items()},
@@ -156,7 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     encoder = create_dense_encoder(args.encoder, clip=loaded)
     result = measure_reco_ablation(
-        loaded, spec, args.pool_size, args.bench_size, args.k, encoder=encoder, steps=steps, progress=True
+        loaded,
+        spec,
+        args.pool_size,
+        args.bench_size,
+        args.k,
+        encoder=encoder,
+        steps=steps,
+        progress=True,
+        world_seed=args.world_seed,
     )
     settings = {k: v for k, v in result.settings.items() if k != "archive_precision"}
     report_measurement(ablation_table(result, spec), result, settings, start, args.json)

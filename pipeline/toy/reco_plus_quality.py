@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pipeline.toy.bank_quality import add_protocol_arguments, toy_archives
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, render_many, text_embeddings
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, dense_labels, held_out, render_many, text_embeddings
 from pipeline.toy.world import WorldSpec
 from segment.cosegment import build_bank
 from segment.dense_encoders import ClipDenseEncoder, create_dense_encoder
@@ -38,6 +38,7 @@ def toy_experiment(
     config: TrainConfig = TOY_CONFIG,
     out: Path | str | None = None,
     progress: bool = False,
+    world_seed: int = 0,
 ) -> dict[str, float]:
     """mIoU on held-out toy scenes of text-only labels, ReCo (LGC+CE bank, CRF) and ReCo+ trained on its labels."""
     spec = spec or WorldSpec(rare_rate=0.05)
@@ -45,14 +46,16 @@ def toy_experiment(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     encoder = create_dense_encoder("clip-penultimate", clip=loaded)
-    pool, pool_masks, _ = render_many(spec, POOL_SEED, pool_size, workers=1, progress=False)
+    pool, pool_masks, _ = render_many(spec, held_out(POOL_SEED, world_seed), pool_size, workers=1, progress=False)
     archives, _ = toy_archives(loaded, spec, pool, pool_masks, k)
     del pool, pool_masks
     bank = build_bank(archives, encoder, ClipDenseEncoder(loaded), lgc=True, ce=True)
     reco = ReCoSegmenter(bank, clip=loaded, encoder=encoder, saliency=False, crf=True, device="cpu")
     timings["bank_s"] = time.perf_counter() - start
-    bench, masks, _ = render_many(spec, BENCH_SEED, bench_size, workers=1, progress=False)
-    targets, target_masks, _ = render_many(spec, TARGET_SEED, target_size, workers=1, progress=False)
+    bench, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), bench_size, workers=1, progress=False)
+    targets, target_masks, _ = render_many(
+        spec, held_out(TARGET_SEED, world_seed), target_size, workers=1, progress=False
+    )
     start = time.perf_counter()
     labels = pseudo_label(reco, targets, classes, progress=progress)
     timings["pseudo_label_s"] = time.perf_counter() - start
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         config,
         args.out,
         progress=True,
+        world_seed=args.world_seed,
     )
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
     print(f"{time.perf_counter() - start:.0f} s")

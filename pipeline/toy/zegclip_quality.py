@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, render_many
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, held_out, render_many
 from pipeline.toy.world import WorldSpec
 from segment.zegclip.data import TrainingSet, check_split, split_masks
 from segment.zegclip.model import ModelConfig, ZegCLIP
@@ -50,6 +50,7 @@ class ToySettings:
     transductive_steps: int = 500
     fusion: float = 0.5
     rare_rate: float = 0.05
+    world_seed: int = 0  # another held-out world (training scenes, pool, benchmark); 0 is the docs' protocol
 
 
 def seen_unseen_iou(pred: np.ndarray, masks: np.ndarray, classes: list[str], unseen) -> dict[str, float]:
@@ -81,8 +82,12 @@ def run_toy(loaded, settings: ToySettings = ToySettings(), rows=None, progress: 
     classes = list(spec.classes)
     unseen = list(settings.unseen)
     seen = check_split(classes, unseen)
-    images, masks, _ = render_many(spec, TRAIN_SEED, settings.train_size, workers=1, progress=False)
-    bench, bench_masks, _ = render_many(spec, BENCH_SEED, settings.bench_size, workers=1, progress=False)
+    images, masks, _ = render_many(
+        spec, held_out(TRAIN_SEED, settings.world_seed), settings.train_size, workers=1, progress=False
+    )
+    bench, bench_masks, _ = render_many(
+        spec, held_out(BENCH_SEED, settings.world_seed), settings.bench_size, workers=1, progress=False
+    )
     data = TrainingSet(list(images), split_masks(list(masks), classes, unseen), seen)
     vocab = Vocabulary(classes, embed_texts(loaded, classes, TEMPLATES))
     config = settings.train
@@ -117,7 +122,9 @@ def run_toy(loaded, settings: ToySettings = ToySettings(), rows=None, progress: 
         from segment.zegclip.bank_feed import archive_training_set
 
         start = time.perf_counter()
-        pool, pool_masks, _ = render_many(spec, POOL_SEED, settings.pool_size, workers=1, progress=False)
+        pool, pool_masks, _ = render_many(
+            spec, held_out(POOL_SEED, settings.world_seed), settings.pool_size, workers=1, progress=False
+        )
         archives, _ = toy_archives(loaded, spec, pool, pool_masks, settings.k)
         del pool, pool_masks
         saliency = ClipDenseEncoder(loaded)
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=d.prompts)
     parser.add_argument("--fusion", type=float, default=d.fusion, help="bank reference weight in fused queries")
     parser.add_argument("--rows", default=None, help="comma-separated subset of rows (default all)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed")
+    parser.add_argument("--world-seed", type=int, default=0, help="another held-out world; 0 is the docs' protocol")
     parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")
     parser.add_argument("--threads", type=int, default=2)
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ToySettings(
         tuple(c.strip() for c in args.unseen.split(",") if c.strip()),
         args.train_size, args.bench_size, args.pool_size, args.k, args.prompts, train,
-        args.transductive_steps, args.fusion,
+        args.transductive_steps, args.fusion, world_seed=args.world_seed,
     )  # fmt: skip
     rows = tuple(r.strip() for r in args.rows.split(",")) if args.rows else None
     start = time.perf_counter()
