@@ -1,0 +1,32 @@
+"""The multi-world target table: one JSON per (measurement, world), read back on resume, mean ± sd per metric."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.toy import targets
+
+
+def test_measures_once_per_world_then_resumes_and_summarises(monkeypatch, tmp_path) -> None:
+    calls = []
+
+    def fake(loaded, world_seed: int, ci: bool) -> dict[str, float]:
+        calls.append((world_seed, ci))
+        return {"mIoU": 0.5 + 0.1 * world_seed}
+
+    monkeypatch.setitem(targets.MEASUREMENTS, "fake", fake)
+    table = targets.measure_all(None, ["fake"], [0, 2], "ci", tmp_path)
+    assert calls == [(0, True), (2, True)] and table == {"mIoU": {0: 0.5, 2: 0.7}}
+    assert json.loads((tmp_path / "ci-fake-2.json").read_text())["metrics"] == {"mIoU": 0.7}
+    assert targets.measure_all(None, ["fake"], [0, 2], "ci", tmp_path) == table and len(calls) == 2  # resumed
+    lines = targets.summary(table).splitlines()
+    assert lines[0] == "| metric | mean ± sd | min | world 0 | world 2 |"
+    assert lines[2] == "| mIoU | 0.600 ± 0.100 | 0.500 | 0.500 | 0.700 |"
+
+
+def test_negative_world_seed_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        targets.main(["--world-seeds", "-1", "--measure", "clip"])
+    assert exit_info.value.code == 2 and "--world-seeds must be non-negative" in capsys.readouterr().err
