@@ -17,6 +17,7 @@ from segment.car.affinity import refine_cams, sinkhorn_affinity
 from segment.car.bank_evidence import BankEvidence
 from segment.car.classifier import MaskClassifier, TemplateBank, query_scores
 from segment.car.gradcam import ImageState, cam_pixels, encode_image_state, query_cams
+from segment.car.layers import background_channel, crf_layer, merge_layers
 from segment.car.recurrence import Recurrence, recur
 from segment.car.settings import BACKGROUND_CONCEPT, CAM_TEMPLATES, CAR_BACKGROUND, CarSettings
 from segment.car.settings import preset as car_preset
@@ -64,7 +65,8 @@ class CaRSegmenter(Segmenter):
     concepts accepted (default: the bank's concepts, else any text; a caller whose CLIP knows only some words passes
     them, as the application passes the toy world's classes for the toy CLIP).
     `settings` or a `preset` name (default: 'toy' for the toy CLIP, else CaR's 'voc' thresholds); keyword `options`
-    override single fields (e.g. mask_threshold=0.5).
+    override single fields (e.g. mask_threshold=0.5). Concepts in `stuff` (a setting) run in their own stuff pass,
+    side by side with the things', and things are painted over stuff (segment/car/layers.py).
     """
 
     name = "car"
@@ -104,9 +106,11 @@ class CaRSegmenter(Segmenter):
             from pipeline.core.text import templates as template_set
 
             cam_templates = template_set("toy") if toy else CAM_TEMPLATES
-        self.background_queries = tuple(
-            background_queries if background_queries is not None else (() if toy else CAR_BACKGROUND)
-        )
+        if background_queries is None:
+            background_queries = self.settings.background
+        if background_queries is None:
+            background_queries = () if toy else CAR_BACKGROUND
+        self.background_queries = tuple(background_queries)
         self.cam_text = TemplateBank(self.clip, cam_templates)
         self.name_text = TemplateBank(self.clip, ("{}",))  # the bare names (first_stage_names)
         s = self.settings
@@ -145,38 +149,51 @@ class CaRSegmenter(Segmenter):
         feats = self.evidence.features(image) if self.evidence is not None else None
         return ImageContext(image, state, sinkhorn_affinity(state.attention), feats, {})
 
-    def background_text(self, queries: Sequence[str]) -> torch.Tensor:
-        """(B, d) background query embeddings, leaving out any that is one of the queries."""
-        names = [b for b in self.background_queries if b not in set(queries)]
+    def background_text(self, queries: Sequence[str], words: Sequence[str] | None = None) -> torch.Tensor:
+        """(B, d) embeddings of the background queries (`words`, default this CaR's), leaving out any that is one of
+        the queries."""
+        words = self.background_queries if words is None else words
+        names = [b for b in words if b not in set(queries)]
         if not names:
             return torch.zeros(0, int(self.clip.embed_dim))
         return self.cam_text.ensembled(names)
 
-    def cams(self, ctx: ImageContext, queries: Sequence[str], names: bool = False) -> torch.Tensor:
+    def cams(
+        self, ctx: ImageContext, queries: Sequence[str], names: bool = False, background: Sequence[str] | None = None
+    ) -> torch.Tensor:
         """Normalised raw gradCAMs (Q, gh, gw) of `queries` (embedded as bare names if `names`, else with the CAM
-        templates)."""
+        templates) against the `background` words (default: this CaR's background queries)."""
         text = (self.name_text if names else self.cam_text).ensembled(queries)
-        background = self.background_text(queries)
+        background = self.background_text(queries, background)
         return query_cams(self.clip.model.visual, ctx.state, text, background, self.cam_scale, self.settings.cam_style)
 
-    def propose(self, ctx: ImageContext, queries: Sequence[str], names: bool = False) -> torch.Tensor:
+    def propose(
+        self, ctx: ImageContext, queries: Sequence[str], names: bool = False, background: Sequence[str] | None = None
+    ) -> torch.Tensor:
         """Refined CAMs (Q, H, W) in [0, 1] of all `queries` at once, at the image's size."""
         s = self.settings
-        refined = refine_cams(self.cams(ctx, queries, names), ctx.affinity, s.box_threshold, s.cam_style)  # (Q, gh, gw)
+        cams = self.cams(ctx, queries, names, background)
+        refined = refine_cams(cams, ctx.affinity, s.box_threshold, s.cam_style)  # (Q, gh, gw)
         return upsample(refined, ctx.image.shape[:2])
 
-    def prompted(self, ctx: ImageContext, proposals: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
-        """Each proposal's visual-prompted image and binary mask (P, H, W)."""
+    def prompted(
+        self, ctx: ImageContext, proposals: torch.Tensor, prompts: Sequence[str] | None = None
+    ) -> tuple[list[np.ndarray], torch.Tensor]:
+        """Each proposal's visual-prompted image (with `prompts`, default the setting's) and binary mask (P, H, W)."""
         s = self.settings
+        prompts = s.prompts if prompts is None else prompts
         masks = proposals > s.mask_threshold
-        images = [apply_visual_prompts(ctx.image, m.numpy(), s.prompts, blur_sigma=s.blur_sigma) for m in masks]
+        images = [apply_visual_prompts(ctx.image, m.numpy(), prompts, blur_sigma=s.blur_sigma) for m in masks]
         return images, masks
 
-    def score(self, ctx: ImageContext, queries: Sequence[str], proposals: torch.Tensor) -> torch.Tensor:
-        """Mask scores (P, Q): each proposal's prompted image over the queries; identical masks are encoded once
-        per image, across iterations."""
-        images, masks = self.prompted(ctx, proposals)
-        keys = [_digest(m) for m in masks]
+    def score(
+        self, ctx: ImageContext, queries: Sequence[str], proposals: torch.Tensor, prompts: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """Mask scores (P, Q): each proposal's prompted image over the queries; identical masks with the same
+        prompts are encoded once per image, across iterations."""
+        prompts = tuple(self.settings.prompts if prompts is None else prompts)
+        images, masks = self.prompted(ctx, proposals, prompts)
+        keys = ["+".join(prompts) + "|" + _digest(m) for m in masks]
         new = [i for i, k in enumerate(keys) if k not in ctx.embeddings]
         if new:
             from segment.car.classifier import encode_images
@@ -195,21 +212,52 @@ class CaRSegmenter(Segmenter):
         weight = self.settings.bank_weight * len(self.classifier.text.templates)
         return self.evidence.scores(ctx.bank_features, masks, queries), weight
 
+    def groups(self, queries: Sequence[str]) -> list[int] | None:
+        """Per query 1 (the stuff pass) or 0 (the thing pass) when some query is stuff; None: a single pass."""
+        groups = [int(q in self.settings.stuff) for q in queries]
+        return groups if any(groups) else None
+
     def run(self, image: np.ndarray, queries: Sequence[str]) -> Recurrence[torch.Tensor]:
-        """CaR's recurrence on one image: the final queries (indices into `queries`), their proposals, the steps."""
+        """CaR's recurrence on one image: the final queries (indices into `queries`), their proposals, the steps.
+
+        With stuff among the queries the thing and stuff passes run side by side: each iteration proposes and
+        keeps things and stuff apart (the stuff CAMs compete with every thing asked, not the background words; each
+        classifier only with its own pass's queries), and the loop ends when both sets are stable."""
         ctx = self.context(image)
         s = self.settings
+        groups = self.groups(queries)
+        things = [q for q, g in zip(queries, groups or [], strict=False) if not g]
         calls = []
+
+        def passes(active: list[int]) -> list[list[int]]:
+            """Rows of `active` per pass: [all] for a single pass, else [thing rows, stuff rows]."""
+            if groups is None:
+                return [list(range(len(active)))]
+            return [[r for r, i in enumerate(active) if groups[i] == g] for g in (0, 1)]
 
         def propose(active: list[int]) -> torch.Tensor:
             calls.append(active)
-            return self.propose(ctx, [queries[i] for i in active], names=s.first_stage_names and len(calls) == 1)
+            names = s.first_stage_names and len(calls) == 1
+            parts = {}
+            for g, rows in enumerate(passes(active)):
+                if rows:
+                    words = things if g == 1 else None  # the stuff pass's background: the things asked
+                    maps = self.propose(ctx, [queries[active[r]] for r in rows], names, words)
+                    parts.update(zip(rows, maps, strict=True))
+            return torch.stack([parts[r] for r in range(len(active))])  # (len(active), H, W)
 
         def classify(active: list[int], proposals: torch.Tensor) -> list[float]:
-            return self.score(ctx, [queries[i] for i in active], proposals).diagonal().tolist()
+            scores = [0.0] * len(active)
+            for g, rows in enumerate(passes(active)):
+                if rows:
+                    prompts = s.stuff_prompts if g == 1 else None
+                    mine = self.score(ctx, [queries[active[r]] for r in rows], proposals[rows], prompts)
+                    for r, value in zip(rows, mine.diagonal().tolist(), strict=True):
+                        scores[r] = value
+            return scores
 
         minimum = 2 if s.first_stage_names else 1
-        return recur(len(queries), propose, classify, s.confidence_threshold, s.max_iterations, minimum)
+        return recur(len(queries), propose, classify, s.confidence_threshold, s.max_iterations, minimum, groups)
 
     # --- output ---------------------------------------------------------------------------------------------------
 
@@ -219,6 +267,9 @@ class CaRSegmenter(Segmenter):
         """Score maps (C, H, W) from the final proposals (dropped concepts 0), the background channel, optional CRF
         and SAM, and the argmax labels."""
         h, w = image.shape[:2]
+        if self.groups(queries) is not None:
+            scores = self._layered(image, concepts, queries, background, result)
+            return self._finish(image, concepts, scores)
         scores = torch.zeros(len(concepts), h, w)
         for row, q in enumerate(result.queries):
             scores[concepts.index(queries[q])] = result.proposals[row].float()
@@ -228,6 +279,35 @@ class CaRSegmenter(Segmenter):
         if self.use_crf:
             probs = scores.clamp_min(1e-8)
             scores = torch.from_numpy(dense_crf(image, probs / probs.sum(0, keepdim=True), self.crf_settings))
+        return self._finish(image, concepts, scores)
+
+    def _layered(
+        self, image: np.ndarray, concepts: list[str], queries: list[str], background: int | None, result: Recurrence
+    ) -> torch.Tensor:
+        """Scores (C, H, W) of the thing and stuff layers (each with its own background channel and, optionally, its
+        own CRF, as the official code), things painted over stuff; dropped concepts 0."""
+        groups = self.groups(queries)
+        rows = [[r for r, q in enumerate(result.queries) if groups[q] == g] for g in (0, 1)]
+        proposals = result.proposals.float()
+        things, stuff = proposals[rows[0]], proposals[rows[1]]  # (T, H, W), (S, H, W)
+        thing_layer = torch.cat([background_channel(things, self.settings.bg_factor)[None], things])
+        stuff_layer = stuff
+        if background is not None:
+            stuff_layer = torch.cat([stuff, background_channel(stuff, self.settings.stuff_bg_factor)[None]])
+        if self.use_crf:
+            thing_layer = crf_layer(image, thing_layer, self.crf_settings)
+            stuff_layer = crf_layer(image, stuff_layer, self.crf_settings)
+        merged = merge_layers(thing_layer[1:], thing_layer[0], stuff_layer)  # (T + S (+ 1), H, W)
+        order = [result.queries[r] for r in rows[0] + rows[1]]
+        scores = torch.zeros(len(concepts), *image.shape[:2])
+        for channel, q in enumerate(order):
+            scores[concepts.index(queries[q])] = merged[channel]
+        if background is not None:
+            scores[background] = merged[-1]
+        return scores
+
+    def _finish(self, image: np.ndarray, concepts: list[str], scores: torch.Tensor) -> Segmentation:
+        """Optional SAM refinement of scores (C, H, W), then the argmax labels."""
         if self.sam is not None:
             from segment.car.sam import sam_refine
 

@@ -39,6 +39,14 @@ class CarSettings:
     # the official loop: the first iteration's CAM embeds the bare concept names (later ones the CAM templates), and
     # at least two iterations run
     first_stage_names: bool = False
+    # concepts segmented in a separate stuff pass, as the official code does on Context and ADE: its CAM competes
+    # with the thing concepts asked (not the background words), its classifier only with the other stuff concepts;
+    # things are painted over stuff (segment/car/layers.py). Empty: one pass for every concept
+    stuff: tuple[str, ...] = ()
+    stuff_prompts: tuple[str, ...] | None = None  # the stuff pass's visual prompts; None: `prompts`
+    stuff_bg_factor: float = 1.0  # exponent of the stuff pass's background channel
+    # the CAM's background queries in the (thing) pass; None: CaR's CAR_BACKGROUND for real CLIPs, none for the toy
+    background: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("mask_threshold", "confidence_threshold", "box_threshold", "sam_iou"):
@@ -46,11 +54,17 @@ class CarSettings:
             if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         object.__setattr__(self, "prompts", check_prompts(self.prompts))
+        if self.stuff_prompts is not None:
+            object.__setattr__(self, "stuff_prompts", check_prompts(self.stuff_prompts))
+        for name in ("stuff", "background"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _words(name, value))
         if not isinstance(self.max_iterations, int) or self.max_iterations < 1:
             raise ValueError(f"max_iterations must be an integer of at least 1, got {self.max_iterations!r}")
         if not isinstance(self.attention_layers, int) or self.attention_layers < 1:
             raise ValueError(f"attention_layers must be an integer of at least 1, got {self.attention_layers!r}")
-        for name in ("logit_scale", "blur_sigma", "bank_temperature", "bg_factor"):
+        for name in ("logit_scale", "blur_sigma", "bank_temperature", "bg_factor", "stuff_bg_factor"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or float(value) <= 0):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -71,11 +85,18 @@ class CarSettings:
         return replace(self, **options)
 
 
+def _words(name: str, value: Any) -> tuple[str, ...]:
+    """A tuple of non-empty strings from a list or tuple; ValueError otherwise."""
+    if isinstance(value, str) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise ValueError(f"{name} must be a list of non-empty words, got {value!r}")
+    return tuple(value)
+
+
 PRESETS = {  # CaR's per-benchmark thresholds (mask / confidence / CAM box) and prompts
     "voc": CarSettings(0.4, 0.6, 0.4, ("circle", "blur")),
     "coco-object": CarSettings(0.5, 0.3, 0.5, ("blur", "gray")),
-    "context": CarSettings(0.6, 0.25, 0.4, ("circle", "blur")),
-    "ade20k": CarSettings(0.6, 0.25, 0.7, ("gray", "blur")),
+    "context": CarSettings(0.6, 0.25, 0.4, ("circle", "blur"), stuff_prompts=("blur", "gray")),
+    "ade20k": CarSettings(0.6, 0.25, 0.7, ("gray", "blur"), stuff_prompts=("gray", "blur")),
     # the toy world: 13 classes and 4 toy templates make the outer softmax flat (tuned on pool scenes with python -m
     # pipeline.toy.car_quality --set); measured on held-out benchmark scenes
     "toy": CarSettings(0.4, 0.06, 0.4, ("circle",)),
