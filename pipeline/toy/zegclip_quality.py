@@ -51,6 +51,7 @@ class ToySettings:
     fusion: float = 0.5
     rare_rate: float = 0.05
     world_seed: int = 0  # another held-out world (training scenes, pool, benchmark); 0 is the docs' protocol
+    window: int | None = None  # inference window side; None: the training crop, as the official (512 and 512)
 
 
 def seen_unseen_iou(pred: np.ndarray, masks: np.ndarray, classes: list[str], unseen) -> dict[str, float]:
@@ -102,8 +103,9 @@ def run_toy(loaded, settings: ToySettings = ToySettings(), rows=None, progress: 
             model.load_trainable_state_dict(init)
         train_zegclip(model, train_set, vocabulary, cfg, "toy", pseudo_classes=pseudo, progress=progress)
         bias = 0.0 if pseudo else SEEN_BIAS
+        window = settings.window or cfg.crop_size  # the grid (and positions) the model was trained on
         seg = ZegCLIPSegmenter(
-            model=model, vocabulary=vocabulary, biased=train_set.classes, seen_bias=bias, device="cpu"
+            model=model, vocabulary=vocabulary, biased=train_set.classes, seen_bias=bias, device="cpu", crop_size=window
         )
         row = seen_unseen_iou(predict_labels(seg, bench, classes), bench_masks, classes, unseen)
         results[name] = {**row, "train_s": time.perf_counter() - start, "steps": cfg.steps}
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-seed", type=int, default=0, help="another held-out world; 0 is the docs' protocol")
     parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")
+    parser.add_argument("--window", type=int, default=None, help="inference window side (default: the crop)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ToySettings(
         tuple(c.strip() for c in args.unseen.split(",") if c.strip()),
         args.train_size, args.bench_size, args.pool_size, args.k, args.prompts, train,
-        args.transductive_steps, args.fusion, world_seed=args.world_seed,
+        args.transductive_steps, args.fusion, world_seed=args.world_seed, window=args.window,
     )  # fmt: skip
     rows = tuple(r.strip() for r in args.rows.split(",")) if args.rows else None
     start = time.perf_counter()
