@@ -48,6 +48,9 @@ def reco(loaded, world_seed: int, ci: bool) -> Metrics:
     out = {f"ReCo {row}": v for row, v in r.miou.items()}
     out.update({f"ReCo {row}, things": r.things_miou(row, list(spec.things)) for row in r.miou})
     out.update({f"ReCo {row}, pixel acc": v for row, v in r.pixel_accuracy.items()})
+    out.update(
+        {f"ReCo seeds on things, bank {b}": r.mean_seed_precision(b, list(spec.things)) for b in r.seed_precision}
+    )
     return out
 
 
@@ -67,6 +70,9 @@ def banks(loaded, world_seed: int, ci: bool) -> Metrics:
         out[f"banks {method}, things"] = q.miou(method, list(spec.things))
         out[f"banks {method}, stuff"] = q.miou(method, list(spec.stuff))
         out[f"banks {method}, rare"] = q.miou(method, list(spec.rare))
+    for variant, per_class in q.seeds_on_class.items():
+        out[f"banks seeds on things, {variant}"] = float(np.mean([per_class[c] for c in spec.things]))
+        out[f"banks seeds on stuff (min), {variant}"] = min(per_class[c] for c in spec.stuff)
     return out
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pipeline.toy.zegclip_quality import ToySettings, run_toy, table
 
-SEEN_FLOOR = 0.44  # measured 0.496
-UNSEEN_FLOOR = 0.12  # measured 0.180
-HIOU_FLOOR = 0.19  # measured 0.264
-PACC_FLOOR = 0.83  # measured 0.884
+# Measured on held-out worlds 0 / 1 / 2 (`python -m pipeline.toy.targets --measure zegclip`, the inductive row):
+SEEN_FLOOR = 0.45  # 0.531 / 0.523 / 0.472
+UNSEEN_FLOOR = 0.125  # 0.166 / 0.137 / 0.140
+HIOU_FLOOR = 0.20  # 0.252 / 0.217 / 0.216
+PACC_FLOOR = 0.85  # 0.891 / 0.888 / 0.866
 
 
 def test_inductive_run_learns_seen_classes_and_transfers_to_unseen(toy_model) -> None:
