@@ -88,9 +88,7 @@ class ZegCLIPSegmenter(Segmenter):
         native = visual.image_size
         native = int(native[0] if isinstance(native, (tuple, list)) else native)
         if crop_size is None and checkpoint is not None:
-            # windows of the training crop, as the official test config (512 for its 512 crops); on the toy CLIP's
-            # 64-px crops they beat 96-px windows in every held-out world (docs/segmenters/zegclip.md)
-            crop_size = trained_crop or native
+            crop_size = max(trained_crop, native)  # the training crop (official 512), never below the CLIP's own
         self.crop_size = int(crop_size or native)
         self.stride = int(stride or max(1, round(self.crop_size * STRIDE_RATIO)))
         if self.crop_size < 1 or self.stride < 1:
