@@ -146,6 +146,14 @@ def report_measurement(tables: str, result, settings: dict, start: float, json_p
         Path(json_path).write_text(json.dumps(asdict(result), indent=2))
 
 
+def world_seed(text: str) -> int:
+    """argparse type of --world-seed: a non-negative integer, else a one-line usage error."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
+    return value
+
+
 def add_protocol_arguments(
     parser: argparse.ArgumentParser,
     pool_size: int = 10_000,
@@ -163,7 +171,10 @@ def add_protocol_arguments(
         "--context-rate", type=float, default=context, help="chance that a scene's things favour its background"
     )
     parser.add_argument(
-        "--world-seed", type=int, default=0, help="another held-out world (pool, benchmark); 0 is the docs' protocol"
+        "--world-seed",
+        type=world_seed,
+        default=0,
+        help="another held-out world (pool, benchmark); 0 is the docs' protocol",
     )
 
 

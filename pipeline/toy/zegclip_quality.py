@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
+from pipeline.toy.bank_quality import world_seed
 from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, held_out, render_many
 from pipeline.toy.world import WorldSpec
 from segment.zegclip.data import TrainingSet, check_split, split_masks
@@ -175,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fusion", type=float, default=d.fusion, help="bank reference weight in fused queries")
     parser.add_argument("--rows", default=None, help="comma-separated subset of rows (default all)")
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
-    parser.add_argument("--world-seed", type=int, default=0, help="another held-out world; 0 is the docs' protocol")
+    parser.add_argument(
+        "--world-seed", type=world_seed, default=0, help="another held-out world; 0 is the docs' protocol"
+    )
     parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")
     parser.add_argument("--window", type=int, default=None, help="inference window side (default: the crop)")

@@ -30,3 +30,12 @@ def test_negative_world_seed_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         targets.main(["--world-seeds", "-1", "--measure", "clip"])
     assert exit_info.value.code == 2 and "--world-seeds must be non-negative" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["bank_quality", "reco_ablation", "reco_plus_quality", "zegclip_quality"])
+def test_every_toy_script_refuses_a_negative_world_seed(module: str, capsys) -> None:
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"pipeline.toy.{module}").main(["--world-seed", "-1"])
+    assert exit_info.value.code == 2 and "--world-seed: must be non-negative, got -1" in capsys.readouterr().err
