@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow.parquet as pq
 import torch
@@ -53,7 +52,7 @@ def search(
 ) -> list[list[Hit]]:
     """Top-k hits for each of the (q, d) L2-normalised queries, in one batched search.
 
-    `nprobe` overrides the index's tuned one (lists searched per query; capped at the list count).
+    `nprobe` overrides the index's tuned one (lists searched per query; faiss searches at most every list).
 
     With re-ranking (`rerank` > 0, or the index's default when None: 4 for PQ indexes), the index returns
     rerank x k candidates, re-scored exactly from the stored fp16 embeddings; scores are then exact cosines.
@@ -63,7 +62,7 @@ def search(
     factor = rerank_factor(index_dir, rerank)
     index = open_index(Path(index_dir))
     if nprobe is not None:
-        set_nprobe(index, max(1, min(nprobe, faiss.extract_index_ivf(index).nlist)))
+        set_nprobe(index, nprobe)
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise ValueError(
             f"queries have dimension {queries.shape[-1]}, the index {index.d}: was it built by another model?"
