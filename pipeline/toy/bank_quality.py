@@ -21,6 +21,7 @@ from pipeline.toy.quality import (
     dense_labels,
     held_out,
     image_embeddings,
+    non_negative_int,
     render_many,
     text_embeddings,
 )
@@ -146,14 +147,6 @@ def report_measurement(tables: str, result, settings: dict, start: float, json_p
         Path(json_path).write_text(json.dumps(asdict(result), indent=2))
 
 
-def world_seed(text: str) -> int:
-    """argparse type of --world-seed: a non-negative integer, else a one-line usage error."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
-
-
 def add_protocol_arguments(
     parser: argparse.ArgumentParser,
     pool_size: int = 10_000,
@@ -172,7 +165,7 @@ def add_protocol_arguments(
     )
     parser.add_argument(
         "--world-seed",
-        type=world_seed,
+        type=non_negative_int,
         default=0,
         help="another held-out world (pool, benchmark); 0 is the docs' protocol",
     )

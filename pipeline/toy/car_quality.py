@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.toy.bank_quality import toy_archives
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, held_out, render_many
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, held_out, non_negative_int, render_many
 from pipeline.toy.world import WorldSpec
 from segment.bank import SegmentBank
 from segment.car.segmenter import CaRSegmenter
@@ -80,6 +80,22 @@ def measure(
     return ToyCarResult(miou, traces, iou, {"images": len(images), **options})
 
 
+def measure_world(
+    loaded,
+    world_seed: int = 0,
+    scenes: int = DEFAULTS["scenes"],
+    pool_size: int = DEFAULTS["pool_size"],
+    k: int = DEFAULTS["k"],
+    bank: bool = True,
+    **options,
+) -> ToyCarResult:
+    """CaR on `scenes` benchmark scenes of a held-out world, with a bank from that world's pool unless `bank` is off."""
+    spec = WorldSpec()
+    segment_bank = toy_bank(loaded, spec, pool_size, k, world_seed) if bank else None
+    images, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), scenes, workers=1, progress=False)
+    return measure(loaded, images, masks, list(spec.classes), segment_bank, **options)
+
+
 def tables(result: ToyCarResult) -> str:
     """Markdown: mIoU per variant; then each traced image's query set per iteration."""
     lines = ["| CaR on the toy world | mIoU |", "|---|---|"]
@@ -101,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=DEFAULTS["k"], help="images per concept archive")
     parser.add_argument("--no-bank", action="store_true", help="measure text-only CaR only")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a CaR setting, repeatable")
-    parser.add_argument("--world-seed", type=int, default=0, help="another held-out world; 0 is the docs' protocol")
+    parser.add_argument(
+        "--world-seed", type=non_negative_int, default=0, help="another held-out world; 0 is the docs' protocol"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error(f"--scenes must be positive, got {args.scenes}")
-    if args.world_seed < 0:
-        parser.error(f"--world-seed must be non-negative, got {args.world_seed}")
     options = {}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -118,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     loaded = load_model("toy", device="cpu")
-    spec = WorldSpec()
-    bank = None if args.no_bank else toy_bank(loaded, spec, args.pool_size, args.k, args.world_seed)
-    images, masks, _ = render_many(spec, held_out(BENCH_SEED, args.world_seed), args.scenes, workers=1, progress=False)
     try:
-        result = measure(loaded, images, masks, list(spec.classes), bank, **options)
+        result = measure_world(
+            loaded, args.world_seed, args.scenes, args.pool_size, args.k, not args.no_bank, **options
+        )
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     print(tables(result))

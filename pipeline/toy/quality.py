@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -29,6 +30,14 @@ def held_out(base_seed: int, world_seed: int) -> int:
     if world_seed < 0:
         raise ValueError(f"world_seed must be non-negative, got {world_seed}")
     return base_seed + world_seed * WORLD_SEED_STRIDE
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type of --world-seed(s): a non-negative integer, else a one-line usage error."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
+    return value
 
 
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:

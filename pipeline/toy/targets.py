@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.toy.quality import non_negative_int
 from pipeline.toy.world import WorldSpec
 
 Metrics = dict[str, float]
@@ -78,13 +79,10 @@ def banks(loaded, world_seed: int, ci: bool) -> Metrics:
 
 def car(loaded, world_seed: int, ci: bool) -> Metrics:
     """CaR text-only and with bank evidence, each without and with CRF (`python -m pipeline.toy.car_quality`)."""
-    from pipeline.toy.car_quality import DEFAULTS, measure, toy_bank
-    from pipeline.toy.quality import BENCH_SEED, held_out, render_many
+    from pipeline.toy.car_quality import measure_world
 
     spec = WorldSpec()
-    bank = toy_bank(loaded, spec, DEFAULTS["pool_size"], DEFAULTS["k"], world_seed)
-    images, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), DEFAULTS["scenes"], workers=1)
-    r = measure(loaded, images, masks, list(spec.classes), bank)
+    r = measure_world(loaded, world_seed)
     out = {f"CaR {variant}": v for variant, v in r.miou.items()}
     for variant, per_class in r.iou.items():
         out[f"CaR {variant}, rare"] = float(np.nanmean([per_class[c] for c in spec.rare]))
@@ -152,15 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.core.models import load_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--world-seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out worlds (0: docs')")
+    parser.add_argument(
+        "--world-seeds", type=non_negative_int, nargs="+", default=[0, 1, 2], help="held-out worlds (0: docs')"
+    )
     parser.add_argument("--measure", nargs="+", choices=list(MEASUREMENTS), default=list(MEASUREMENTS))
     parser.add_argument("--protocol", choices=("docs", "ci"), default="docs", help="ci: the test suite's sizes")
     parser.add_argument("--model", default="toy", help="the CLIP: 'toy' or 'toy:/path/weights.safetensors'")
     parser.add_argument("--out", default="targets", help="folder of per-measurement JSON files (resumable)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    if min(args.world_seeds) < 0:
-        parser.error(f"--world-seeds must be non-negative, got {args.world_seeds}")
     torch.set_num_threads(args.threads)
     table = measure_all(
         load_model(args.model, device="cpu"), args.measure, args.world_seeds, args.protocol, Path(args.out)

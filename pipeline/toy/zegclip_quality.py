@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from pipeline.toy.bank_quality import world_seed
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, held_out, render_many
+from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, held_out, non_negative_int, render_many
 from pipeline.toy.world import WorldSpec
 from segment.zegclip.data import TrainingSet, check_split, split_masks
 from segment.zegclip.model import ModelConfig, ZegCLIP
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=None, help="comma-separated subset of rows (default all)")
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
     parser.add_argument(
-        "--world-seed", type=world_seed, default=0, help="another held-out world; 0 is the docs' protocol"
+        "--world-seed", type=non_negative_int, default=0, help="another held-out world; 0 is the docs' protocol"
     )
     parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")

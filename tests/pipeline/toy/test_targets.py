@@ -29,10 +29,12 @@ def test_measures_once_per_world_then_resumes_and_summarises(monkeypatch, tmp_pa
 def test_negative_world_seed_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         targets.main(["--world-seeds", "-1", "--measure", "clip"])
-    assert exit_info.value.code == 2 and "--world-seeds must be non-negative" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--world-seeds: must be non-negative, got -1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["bank_quality", "reco_ablation", "reco_plus_quality", "zegclip_quality"])
+@pytest.mark.parametrize(
+    "module", ["bank_quality", "car_quality", "reco_ablation", "reco_plus_quality", "zegclip_quality"]
+)
 def test_every_toy_script_refuses_a_negative_world_seed(module: str, capsys) -> None:
     import importlib
 
