@@ -41,3 +41,31 @@ def test_every_toy_script_refuses_a_negative_world_seed(module: str, capsys) -> 
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module(f"pipeline.toy.{module}").main(["--world-seed", "-1"])
     assert exit_info.value.code == 2 and "--world-seed: must be non-negative, got -1" in capsys.readouterr().err
+
+
+def test_command_line_reaches_every_option(monkeypatch, tmp_path, capsys) -> None:
+    calls = []
+
+    def fake(loaded, world_seed: int, ci: bool) -> dict[str, float]:
+        calls.append((loaded.ref.name, world_seed, ci))
+        return {"mIoU": 0.5}
+
+    monkeypatch.setitem(targets.MEASUREMENTS, "fake", fake)
+    argv = ["--world-seeds", "1", "2", "--measure", "fake", "--protocol", "ci", "--model", "toy", "--threads", "1"]
+    assert targets.main([*argv, "--out", str(tmp_path)]) == 0
+    assert calls == [("toy", 1, True), ("toy", 2, True)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ci-fake-1.json", "ci-fake-2.json"]
+    assert "| mIoU | 0.500 ± 0.000 | 0.500 | 0.500 | 0.500 |" in capsys.readouterr().out
+
+
+def test_world_seed_flag_draws_another_world(tmp_path) -> None:
+    from pipeline.toy import bank_quality
+
+    runs = {}
+    for seed in (0, 1):
+        out = tmp_path / f"{seed}.json"
+        argv = ["--pool-size", "60", "--bench-size", "4", "--k", "3", "--threads", "1", "--json", str(out)]
+        assert bank_quality.main([*argv, "--world-seed", str(seed)]) == 0
+        runs[seed] = json.loads(out.read_text())
+    assert [runs[s]["settings"]["world_seed"] for s in (0, 1)] == [0, 1]
+    assert runs[0]["iou"] != runs[1]["iou"]  # other pool and benchmark scenes
