@@ -10,6 +10,7 @@ HNSW_LISTS = 65536  # from this many lists on (about 34M vectors), the coarse qu
 HNSW_M = 32  # graph neighbours per centroid
 MAX_FLAT_LISTS = 65536
 MAX_HNSW_LISTS = 262144  # faiss's choice for 1B vectors
+PQ_CENTROIDS = 256  # an 8-bit PQ code's centroids per sub-vector: the fewest training vectors faiss accepts
 RERANK = 4  # default: a PQ index returns 4 x k candidates, re-scored exactly from the stored embeddings
 COARSE = ("auto", "flat", "hnsw")
 OPQ = ("auto", "on", "off")
@@ -80,6 +81,11 @@ def plan_index(
         overhead += nlist * HNSW_M * 2 * 4  # the graph's neighbour lists (level 0 holds 2M links)
     code, factory, with_opq = dim * 4, f"{ivf},Flat", False
     if overhead + count * code > max_memory:
+        if count < PQ_CENTROIDS:
+            raise ValueError(
+                f"{count} vectors of dim {dim} fit in {max_memory} bytes only as PQ codes, and PQ codes need at least "
+                f"{PQ_CENTROIDS} vectors to train; raise the memory budget"
+            )
         with_opq = opq != "off"
         overhead += dim * dim * 4 if with_opq else 0
         for m in sorted((m for m in range(1, dim + 1) if dim % m == 0 and m <= 64), reverse=True):

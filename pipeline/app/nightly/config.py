@@ -38,12 +38,17 @@ class EmbedConfig(_Section):
 
 
 class IndexConfig(_Section):
-    """The incremental FAISS index: version folder, memory budget, tuned recall and the drift threshold."""
+    """The incremental FAISS index: version folder, memory budget, tuned recall, drift threshold and build choices
+    (as `coarchive index --device/--coarse/--opq/--rerank`)."""
 
     version: str = "v1"
     max_memory: str = "2G"
     target_recall: float = 0.95
     max_imbalance: float = 3.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    coarse: Literal["auto", "flat", "hnsw"] = "auto"
+    opq: Literal["auto", "on", "off"] = "auto"
+    rerank: int | None = None
 
 
 class ArchivesConfig(_Section):
@@ -151,6 +156,8 @@ def _check(config: NightlyConfig, source: str) -> None:
     ):
         if value < (0 if key == "retries" else 1):
             raise ValueError(f"{source}: {key} must be positive, got {value}")
+    if config.index.rerank is not None and config.index.rerank < 0:
+        raise ValueError(f"{source}: index.rerank must be an integer >= 0 or null, got {config.index.rerank}")
     if not 0 < config.index.target_recall <= 1:
         raise ValueError(f"{source}: index.target_recall must be in (0, 1], got {config.index.target_recall}")
     registry = config.path(config.archives.registry)

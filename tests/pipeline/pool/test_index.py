@@ -56,6 +56,8 @@ def test_plan_follows_count_and_budget() -> None:
         plan_index(1_000_000, 512, 1024**2)
     with pytest.raises(ValueError):
         plan_index(0, 512, 1024**3)
+    with pytest.raises(ValueError, match="120 vectors of dim 512 fit in 4096 bytes only as PQ codes, and PQ codes"):
+        plan_index(120, 512, 4096)  # faiss cannot train 256 centroids per sub-vector on 120 vectors
 
 
 def test_recall_floor_on_clustered_synthetic_data(tmp_path: Path) -> None:

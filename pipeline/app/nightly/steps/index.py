@@ -98,7 +98,8 @@ def run(ctx: RunContext) -> StageResult:
     """Add the shards the index lacks (retraining if the drift check fails); report what changed since the stage's
     first attempt, so a resumed attempt reports the work an interrupted one did."""
     from pipeline.core.io import parse_size
-    from pipeline.pool.index import build_index, embedding_shards
+    from pipeline.pool.index import BuildOptions, build_index, embedding_shards
+    from pipeline.pool.index_device import resolve_device
 
     folder = index_dir(ctx)
     shards = embedding_shards(embedding_dir(ctx))
@@ -120,6 +121,7 @@ def run(ctx: RunContext) -> StageResult:
                 incremental=incremental,
                 max_imbalance=cfg.max_imbalance,
                 progress=ctx.progress,
+                options=BuildOptions(resolve_device(cfg.device), cfg.coarse, cfg.opq, cfg.rerank),
             )
         finally:
             executor.close()

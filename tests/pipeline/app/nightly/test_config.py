@@ -54,6 +54,9 @@ def test_example_config_loads_and_help_names_config(root: Path, capsys: pytest.C
         ("root: .\n", "missing key 'model'"),  # no silent toy model
         ("root: .\nmodel: toy\nembed: {batch_size: '3'}\n", "embed.batch_size must be a valid integer, got '3'"),
         ("root: .\nmodel: toy\narchives: {images: 1}\n", "archives.images must be a valid boolean, got 1"),
+        ("root: .\nmodel: toy\nindex: {coarse: tree}\n", "index.coarse must be 'auto', 'flat' or 'hnsw', got 'tree'"),
+        ("root: .\nmodel: toy\nindex: {rerank: -1}\n", "index.rerank must be an integer >= 0 or null, got -1"),
+        ("root: .\nmodel: toy\nindex: {device: tpu}\n", "index.device must be 'auto', 'cpu' or 'cuda', got 'tpu'"),
     ],
 )
 def test_bad_config_is_one_line_and_exit_2(
