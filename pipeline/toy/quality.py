@@ -40,6 +40,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a size option: a positive integer, else a one-line usage error."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
 def precision_at_k(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
     """Per concept, the fraction of the top-k items (by score, (N, C)) that are relevant ((N, C) bool)."""
     if k <= 0:

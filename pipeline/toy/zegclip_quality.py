@@ -13,7 +13,15 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from pipeline.toy.quality import BENCH_SEED, POOL_SEED, TEMPLATES, held_out, non_negative_int, render_many
+from pipeline.toy.quality import (
+    BENCH_SEED,
+    POOL_SEED,
+    TEMPLATES,
+    held_out,
+    non_negative_int,
+    positive_int,
+    render_many,
+)
 from pipeline.toy.world import WorldSpec
 from segment.zegclip.data import TrainingSet, check_split, split_masks
 from segment.zegclip.model import ModelConfig, ZegCLIP
@@ -180,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--photometric", action="store_true", help="the official photometric distortion")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (official 0.1)")
-    parser.add_argument("--window", type=int, default=None, help="inference window side (default: the crop)")
+    parser.add_argument(
+        "--window", type=positive_int, default=None, help="inference window side in pixels (default: the crop)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
