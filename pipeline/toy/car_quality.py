@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -87,19 +87,29 @@ def measure_world(
     pool_size: int = DEFAULTS["pool_size"],
     k: int = DEFAULTS["k"],
     bank: bool = True,
+    bench_rare_rate: float | None = None,
     **options,
 ) -> ToyCarResult:
-    """CaR on `scenes` benchmark scenes of a held-out world, with a bank from that world's pool unless `bank` is off."""
+    """CaR on `scenes` benchmark scenes of a held-out world, with a bank from that world's pool unless `bank` is off.
+
+    `bench_rare_rate` draws the benchmark scenes with rare things that often (the pool keeps the world's rate), so
+    that the rare concepts are measured; None keeps the world's rate."""
     spec = WorldSpec()
     segment_bank = toy_bank(loaded, spec, pool_size, k, world_seed) if bank else None
-    images, masks, _ = render_many(spec, held_out(BENCH_SEED, world_seed), scenes, workers=1, progress=False)
+    bench_spec = spec if bench_rare_rate is None else replace(spec, rare_rate=bench_rare_rate)
+    images, masks, _ = render_many(bench_spec, held_out(BENCH_SEED, world_seed), scenes, workers=1, progress=False)
     return measure(loaded, images, masks, list(spec.classes), segment_bank, **options)
 
 
-def tables(result: ToyCarResult) -> str:
-    """Markdown: mIoU per variant; then each traced image's query set per iteration."""
-    lines = ["| CaR on the toy world | mIoU |", "|---|---|"]
-    lines += [f"| {name} | {value:.3f} |" for name, value in result.miou.items()]
+def tables(result: ToyCarResult, rare: tuple[str, ...] = WorldSpec().rare) -> str:
+    """Markdown: mIoU and the rare things' IoU per variant; then each traced image's query set per iteration."""
+    lines = [
+        "| CaR on the toy world | mIoU | " + " | ".join(f"{c} IoU" for c in rare) + " |",
+        "|---" * (2 + len(rare)) + "|",
+    ]
+    for name, value in result.miou.items():
+        cells = [f"{result.iou[name][c]:.3f}" for c in rare]
+        lines.append(f"| {name} | {value:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "| variant | image | truth | query set per iteration | stopped |", "|---|---|---|---|---|"]
     for t in result.traces:
         sets = " → ".join("{" + ", ".join(s) + "}" for s in t["sets"])
@@ -116,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=DEFAULTS["pool_size"], help="pool images the bank comes from")
     parser.add_argument("--k", type=int, default=DEFAULTS["k"], help="images per concept archive")
     parser.add_argument("--no-bank", action="store_true", help="measure text-only CaR only")
+    parser.add_argument(
+        "--bench-rare-rate",
+        type=float,
+        default=None,
+        help="draw the benchmark scenes with rare things this often (e.g. 0.5; the pool keeps 0.005)",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a CaR setting, repeatable")
     parser.add_argument(
         "--world-seed", type=non_negative_int, default=0, help="another held-out world; 0 is the docs' protocol"
@@ -125,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scenes < 1:
         parser.error(f"--scenes must be positive, got {args.scenes}")
+    if args.bench_rare_rate is not None and not 0 <= args.bench_rare_rate <= 1:
+        parser.error(f"--bench-rare-rate must be in [0, 1], got {args.bench_rare_rate}")
     options = {}
     for item in args.set:
         name, sep, value = item.partition("=")
@@ -136,12 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model("toy", device="cpu")
     try:
         result = measure_world(
-            loaded, args.world_seed, args.scenes, args.pool_size, args.k, not args.no_bank, **options
+            loaded,
+            args.world_seed,
+            args.scenes,
+            args.pool_size,
+            args.k,
+            not args.no_bank,
+            args.bench_rare_rate,
+            **options,
         )
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     print(tables(result))
-    print(f"\n{args.scenes} scenes, pool {args.pool_size}, k {args.k}; {time.perf_counter() - start:.0f} s")
+    rate = "" if args.bench_rare_rate is None else f" (rare rate {args.bench_rare_rate})"
+    print(f"\n{args.scenes} scenes{rate}, pool {args.pool_size}, k {args.k}; {time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result.__dict__, f, indent=2)

@@ -41,3 +41,20 @@ def test_query_sets_shrink_to_a_stable_set(measured) -> None:
         assert len(sets[0]) == len(WorldSpec().classes)
         assert all(set(b) <= set(a) for a, b in itertools.pairwise(sets))
         assert trace["stopped"] in {"stable", "cap"}
+
+
+def test_bench_rare_rate_on_the_command_line_measures_the_rare_things(tmp_path, capsys) -> None:
+    import json
+
+    from pipeline.toy import car_quality
+
+    out = tmp_path / "car.json"
+    argv = ["--scenes", "2", "--pool-size", "30", "--k", "2", "--threads", "1", "--json", str(out)]
+    assert car_quality.main([*argv, "--bench-rare-rate", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| CaR on the toy world | mIoU | heart IoU | crescent IoU |" in printed and "(rare rate 1.0)" in printed
+    iou = json.loads(out.read_text())["iou"]["text"]
+    assert iou["heart"] == iou["heart"]  # every scene holds a heart: its IoU is defined (not NaN)
+    with pytest.raises(SystemExit):
+        car_quality.main([*argv, "--bench-rare-rate", "2"])
+    assert "--bench-rare-rate must be in [0, 1], got 2.0" in capsys.readouterr().err
