@@ -11,6 +11,7 @@ HNSW_M = 32  # graph neighbours per centroid
 MAX_FLAT_LISTS = 65536
 MAX_HNSW_LISTS = 262144  # faiss's choice for 1B vectors
 PQ_CENTROIDS = 256  # an 8-bit PQ code's centroids per sub-vector: the fewest training vectors faiss accepts
+MAX_RERANK = 64  # tuning raises the default factor up to this when the PQ codes miss the recall target
 RERANK = 4  # default: a PQ index returns 4 x k candidates, re-scored exactly from the stored embeddings
 COARSE = ("auto", "flat", "hnsw")
 OPQ = ("auto", "on", "off")
@@ -45,6 +46,7 @@ class IndexPlan:
     coarse: str = "flat"  # the coarse quantizer: 'flat' (exact) or 'hnsw' (a graph over the centroids)
     opq: bool = False  # an OPQ rotation in front of the PQ codes
     rerank: int = 0  # candidates per result re-scored exactly at search time (0: the codes are exact)
+    rerank_chosen: bool = False  # the factor was given (--rerank); else tuning may raise it up to MAX_RERANK
 
 
 def _lists(count: int, per_sqrt: float, cap: int) -> int:
@@ -99,4 +101,5 @@ def plan_index(
     exact = factory.endswith(",Flat")
     factor = 0 if exact else (RERANK if rerank is None else rerank)
     coarse_name = "hnsw" if use_hnsw else "flat"
-    return IndexPlan(factory, nlist, dim, count, code, overhead + count * code, coarse_name, with_opq, factor)
+    chosen = rerank is not None
+    return IndexPlan(factory, nlist, dim, count, code, overhead + count * code, coarse_name, with_opq, factor, chosen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from pipeline.app.cli import main
 from pipeline.core.executors import LocalExecutor
 from pipeline.pool.index import BuildOptions, build_index, exact_search, recall_at_k
-from pipeline.pool.index_plan import plan_index
+from pipeline.pool.index_plan import RERANK, plan_index
 from pipeline.pool.index_rerank import StoredEmbeddings, rerank
 from pipeline.pool.query import search
 from tests.pipeline.pool.test_index import _synthetic_embeddings, _unit
@@ -105,3 +106,19 @@ def test_query_and_archive_take_rerank(toy_world: Path, tmp_path: Path, capfd) -
     with pytest.raises(SystemExit) as exit_:
         main(["query", "circle", "--root", str(root), "--rerank", "-2"])
     assert exit_.value.code == 2 and "--rerank takes an integer >= 0" in capfd.readouterr().err
+
+
+def test_tuning_raises_the_default_rerank_when_the_codes_miss_the_target(tmp_path: Path) -> None:
+    """2 bytes per 32-d vector (PQ2x8): 4 x k candidates miss recall@100 even with every list searched, so the
+    tuned factor grows; a factor the user chose is kept."""
+    folder = tmp_path / "emb"
+    centres = _synthetic_embeddings(folder, shards=1, per_shard=4_000, dim=32, seed=5)
+    rng = np.random.default_rng(6)
+    queries = _unit(centres[rng.integers(0, len(centres), 60)] + 0.6 * rng.normal(size=(60, 32)) / 6)
+    budget = 56_000  # between PQ2 and PQ4 codes for 4,000 vectors and 102 lists
+    build = partial(build_index, folder, queries=queries, executor=LocalExecutor(), max_memory=budget, progress=False)
+    tuned = build(index_dir=tmp_path / "tuned", options=BuildOptions(opq="off"))
+    assert tuned["factory"] == "IVF102,PQ2x8" and tuned["rerank"] > RERANK, tuned
+    assert tuned["recall"]["recall@100"] >= 0.975 and not tuned["rerank_chosen"]
+    kept = build(index_dir=tmp_path / "kept", options=BuildOptions(opq="off", rerank=RERANK))
+    assert kept["rerank"] == RERANK and kept["rerank_chosen"] and kept["recall"]["recall@100"] < 0.975, kept
