@@ -71,14 +71,18 @@ def rerank(stored: StoredEmbeddings, queries: np.ndarray, ids: np.ndarray, k: in
     return scores_out, ids_out
 
 
+RERANK_DEPTH = 100  # the tuner measures re-ranked recall on top-100 searches; fewer candidates would not keep it
+
+
 def search_ids(
     index: faiss.Index, queries: np.ndarray, k: int, rerank_factor: int = 0, stored: StoredEmbeddings | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and ids (q, k): the index's own, or with `rerank_factor` > 0 its factor x k candidates re-scored."""
+    """Scores and ids (q, k): the index's own, or with `rerank_factor` > 0 its factor x max(k, RERANK_DEPTH)
+    candidates re-scored (a shallow k re-scores as many as the depth the factor was tuned at)."""
     query = np.ascontiguousarray(queries, np.float32)  # (q, d)
     if rerank_factor <= 0:
         return index.search(query, k)
     if stored is None:
         raise ValueError("re-ranking needs the stored embeddings")
-    _, candidates = index.search(query, k * rerank_factor)  # (q, factor k)
+    _, candidates = index.search(query, max(k, RERANK_DEPTH) * rerank_factor)  # (q, factor max(k, depth))
     return rerank(stored, query, candidates, k)
