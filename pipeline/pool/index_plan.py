@@ -12,13 +12,13 @@ MAX_FLAT_LISTS = 65536
 MAX_HNSW_LISTS = 262144  # faiss's choice for 1B vectors
 PQ_CENTROIDS = 256  # an 8-bit PQ code's centroids per sub-vector: the fewest training vectors faiss accepts
 MAX_RERANK = 64  # tuning raises the default factor up to this when the PQ codes miss the recall target
-RERANK = 4  # default: a PQ index returns 4 x k candidates, re-scored exactly from the stored embeddings
+RERANK = 4  # default: a PQ index returns 4 x max(k, 100) candidates, re-scored exactly from the stored embeddings
 COARSE = ("auto", "flat", "hnsw")
 OPQ = ("auto", "on", "off")
 
 RERANK_HELP = (
-    f"re-score N x k PQ candidates exactly from the stored fp16 embeddings (default: the index's own, {RERANK} for "
-    "PQ indexes; 0 turns it off; Flat indexes score exactly already)"
+    f"re-score N x max(k, 100) PQ candidates exactly from the stored fp16 embeddings (default: the index's own, "
+    f"{RERANK} for PQ indexes or more where tuning raised it; 0 turns it off; Flat indexes score exactly already)"
 )
 
 
