@@ -11,6 +11,7 @@ from pipeline.pool.index_plan import COARSE, OPQ, RERANK, RERANK_HELP, rerank_co
 __all__ = ["RERANK_HELP", "add_build_options", "build_options", "rerank_count", "text_device"]
 
 if TYPE_CHECKING:
+    from pipeline.app.nightly.config import IndexConfig
     from pipeline.pool.index import BuildOptions
 
 
@@ -45,12 +46,13 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_options(args: argparse.Namespace) -> BuildOptions:
-    """The BuildOptions the parsed flags ask for (resolving --device to a backend)."""
+def build_options(choices: argparse.Namespace | IndexConfig) -> BuildOptions:
+    """The BuildOptions that parsed flags or the nightly config's index section ask for (device resolved to a
+    backend): both carry device, coarse, opq and rerank."""
     from pipeline.pool.index import BuildOptions
     from pipeline.pool.index_device import resolve_device
 
-    return BuildOptions(resolve_device(args.device), args.coarse, args.opq, args.rerank)
+    return BuildOptions(resolve_device(choices.device), choices.coarse, choices.opq, choices.rerank)
 
 
 def text_device(device: str) -> str | None:

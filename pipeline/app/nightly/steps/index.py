@@ -97,9 +97,9 @@ def _restore(ctx: RunContext, folder: Path) -> bool:
 def run(ctx: RunContext) -> StageResult:
     """Add the shards the index lacks (retraining if the drift check fails); report what changed since the stage's
     first attempt, so a resumed attempt reports the work an interrupted one did."""
+    from pipeline.app.index_options import build_options
     from pipeline.core.io import parse_size
-    from pipeline.pool.index import BuildOptions, build_index, embedding_shards
-    from pipeline.pool.index_device import resolve_device
+    from pipeline.pool.index import build_index, embedding_shards
 
     folder = index_dir(ctx)
     shards = embedding_shards(embedding_dir(ctx))
@@ -121,7 +121,7 @@ def run(ctx: RunContext) -> StageResult:
                 incremental=incremental,
                 max_imbalance=cfg.max_imbalance,
                 progress=ctx.progress,
-                options=BuildOptions(resolve_device(cfg.device), cfg.coarse, cfg.opq, cfg.rerank),
+                options=build_options(cfg),
             )
         finally:
             executor.close()
