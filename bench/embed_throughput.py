@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[0, 2],
         help="comma-separated embed --loader-workers settings, a row each, end to end and loader only (default 0,2)",
     )
+    parser.add_argument(
+        "--lower-precision",
+        choices=["bf16", "none"],
+        default="bf16",
+        help="also a row with embed --precision bf16 (bf16 autocast on the CPU; none: no such row)",
+    )
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
     parser.add_argument("--work", default=None)
     parser.add_argument("--ceiling-of", default=None, help=argparse.SUPPRESS)  # internal: one loader-only run
@@ -111,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         loader = "2 decode threads" if workers == 0 else f"{workers} loader processes"
         name = f"coarchive embed, batch {args.batch_size} (CPU forward chunks of 32), in process, {loader}"
         runs.append((name, "ours_local" if workers == 0 else f"ours_lw{workers}", ["--loader-workers", str(workers)]))
+    if args.lower_precision != "none":
+        first = args.loader_workers[0]
+        loader = "2 decode threads" if first == 0 else f"{first} loader processes"
+        extra = ["--loader-workers", str(first), "--precision", args.lower_precision]
+        runs.append((f"coarchive embed, same, {loader}, --precision {args.lower_precision}", "ours_bf16", extra))
     if args.dask_workers:
         extra = ["--executor", "dask", "--workers", str(args.dask_workers)]
         runs.append((f"coarchive embed, same, Dask LocalCluster of {args.dask_workers} workers", "ours_dask", extra))

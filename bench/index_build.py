@@ -2,6 +2,7 @@
 budget; query latency p50/p99; one batched archive pass (many concepts x deep k, re-ranked) on coarchive's index.
 
 usage: .venv/bin/python -m bench.index_build [--vectors 1000000] [--dim 512] [--max-memory 4G] [--peer-venv DIR]
+           [--peer-timeout 3600]
            [--device cpu] [--archive-concepts 10000 --archive-k 1000]
        .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
        .venv/bin/python -m bench.index_build --vectors 2000 --dim 32 --max-memory 64M    # a smoke-sized run
@@ -212,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="coarchive's build device")
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
     parser.add_argument("--peer-memory", default="8G", help="autofaiss --current_memory_available")
+    parser.add_argument(
+        "--peer-timeout", type=float, default=0, help="stop autofaiss after this many seconds (0: never)"
+    )
     parser.add_argument("--toy-pool", type=int, default=0, help="index a toy pool of this many images instead")
     parser.add_argument("--archive-concepts", type=int, default=0, help="also time one archive pass of N concepts")
     parser.add_argument("--archive-k", type=int, default=1000, help="hits per concept in the archive pass")
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-archive", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peer_timeout < 0:
+        parser.error(f"--peer-timeout must be seconds >= 0, got {args.peer_timeout}")
     if args.child:
         build_ours(Path(args.child), args.max_memory, args.device)
         return 0
@@ -250,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--max_index_memory_usage={args.max_memory}",
             f"--current_memory_available={args.peer_memory}",
         ]
-        rows.append(("autofaiss build_index", run_measured(command, env=peer_env)))
+        rows.append(("autofaiss build_index", run_measured(command, env=peer_env, timeout=args.peer_timeout or None)))
         if (work / "af.index").is_file():
             peer_index = work / "af.index"
             peer_params = json.loads((work / "af_infos.json").read_text()).get("index_param")
@@ -276,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name, r in rows:
         recall = recalls.get(name)
+        if r.get("timed_out"):
+            print(f"| {name} | did not finish, stopped | > {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | | |")
+            continue
         print(
             f"| {name} | {factories.get(name, '')} | {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | "
             f"{recall[0]:.3f} | {recall[1]:.3f} |"

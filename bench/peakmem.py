@@ -10,8 +10,11 @@ import time
 import psutil
 
 
-def run_measured(command: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run `command`; return wall seconds, peak tree RSS in MiB, the exit code and the output tail."""
+def run_measured(
+    command: list[str], env: dict | None = None, cwd: str | None = None, timeout: float | None = None
+) -> dict:
+    """Run `command`; return wall seconds, peak tree RSS in MiB, the exit code, the output tail and whether it ran
+    past `timeout` seconds (then its whole process tree is killed and the code is -9)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
@@ -30,7 +33,13 @@ def run_measured(command: list[str], env: dict | None = None, cwd: str | None = 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    output, _ = process.communicate()
+    timed_out = False
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_tree(process.pid)
+        output, _ = process.communicate()
     done.set()
     sampler.join()
     return {
@@ -38,7 +47,22 @@ def run_measured(command: list[str], env: dict | None = None, cwd: str | None = 
         "peak_mib": peak / 2**20,
         "code": process.returncode,
         "tail": output[-3000:],
+        "timed_out": timed_out,
     }
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a process and every descendant (children first listed, so none is orphaned while the parent dies)."""
+    try:
+        root = psutil.Process(pid)
+        tree = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for process in tree:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 def last_json(measured: dict) -> dict:

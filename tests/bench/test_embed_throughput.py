@@ -36,6 +36,11 @@ def test_embed_throughput_prints_its_table(tmp_path: Path) -> None:
     with_process = [np.load(p) for p in sorted((tmp_path / "w" / "ours_lw1" / "embeddings").glob("*/*.npy"))]
     assert all(np.array_equal(a, b) for a, b in zip(vectors, with_process, strict=True))
     assert np.allclose(np.linalg.norm(np.concatenate(vectors).astype(np.float32), axis=1), 1, atol=1e-2)
+    bf16_row = [r for r in rows if r["tool"] == "coarchive embed, same, 2 decode threads, --precision bf16"]
+    assert len(bf16_row) == 1 and number(bf16_row[0]["images/s"]) > 0, rows
+    bf16 = np.concatenate([np.load(p) for p in sorted((tmp_path / "w" / "ours_bf16" / "embeddings").glob("*/*.npy"))])
+    cosines = (bf16.astype(np.float32) * np.concatenate(vectors).astype(np.float32)).sum(axis=1)
+    assert cosines.min() > 0.99, cosines.min()  # the same embeddings, to bf16's precision
 
 
 @pytest.mark.skipif(not (PEER_VENV / "bin" / "python").is_file(), reason=f"no peer virtualenv at {PEER_VENV}")

@@ -60,3 +60,15 @@ def test_index_build_pq_rerank_and_archive_pass(tmp_path: Path) -> None:
     assert number(ours["recall@1000"]) >= number(plain["recall@1000"]), (ours, plain)
     archive = markdown_table(result.stdout, "archive pass")[0]
     assert archive["concepts"] == "50" and archive["k"] == "20" and number(archive["process s"]) > 0, archive
+
+
+def test_index_build_stops_a_peer_past_its_timeout(tmp_path: Path) -> None:
+    """--peer-timeout: a peer that runs too long is killed, and its row says so; coarchive's row stands."""
+    fake = tmp_path / "fake-peers"
+    (fake / "bin").mkdir(parents=True)
+    (fake / "bin" / "autofaiss").write_text("#!/bin/sh\nsleep 120\n")
+    (fake / "bin" / "autofaiss").chmod(0o755)
+    args = (*TINY, "--peer-venv", str(fake), "--peer-timeout", "3", "--work", str(tmp_path / "w"))
+    rows = _check_ours(run_bench("index_build", *args).stdout, 0.9)
+    peer = next(r for r in rows if r["tool"] == "autofaiss build_index")
+    assert peer["index"] == "did not finish, stopped" and number(peer["build s"].lstrip("> ")) >= 3, peer

@@ -22,3 +22,10 @@ def test_peak_counts_children_and_exit_code() -> None:
     result = run_measured([sys.executable, "-c", parent])
     assert result["code"] == 3 and "held" in result["tail"]
     assert result["peak_mib"] >= 250  # parent and child at once: more than either alone
+
+
+def test_timeout_kills_the_whole_tree() -> None:
+    child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; time.sleep(60)'])"
+    result = run_measured([sys.executable, "-c", child], timeout=2)
+    assert result["timed_out"] and result["code"] != 0
+    assert result["seconds"] < 30  # the grandchild's sleep did not hold the pipe open
