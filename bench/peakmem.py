@@ -52,7 +52,7 @@ def run_measured(
 
 
 def _kill_tree(pid: int) -> None:
-    """Kill a process and every descendant (children first listed, so none is orphaned while the parent dies)."""
+    """Kill a process and all its descendants."""
     try:
         root = psutil.Process(pid)
         tree = [*root.children(recursive=True), root]

@@ -45,7 +45,9 @@ def test_embed_throughput_prints_its_table(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (PEER_VENV / "bin" / "python").is_file(), reason=f"no peer virtualenv at {PEER_VENV}")
 def test_embed_throughput_runs_clip_retrieval(tmp_path: Path) -> None:
-    result = run_bench("embed_throughput", *TINY, "--peer-venv", str(PEER_VENV), "--work", str(tmp_path / "w"))
-    peers = [r for r in markdown_table(result.stdout, "tool") if r["tool"].startswith("clip-retrieval inference")]
-    assert len(peers) == 3, result.stdout
+    args = (*TINY, "--lower-precision", "none", "--peer-venv", str(PEER_VENV), "--work", str(tmp_path / "w"))
+    rows = markdown_table(run_bench("embed_throughput", *args).stdout, "tool")
+    assert not any("--precision" in r["tool"] for r in rows), rows  # --lower-precision none: no bf16 row
+    peers = [r for r in rows if r["tool"].startswith("clip-retrieval inference")]
+    assert len(peers) == 3, rows
     assert all(number(r["images/s"]) > 0 for r in peers), peers
