@@ -30,6 +30,11 @@ def _workers_list(text: str) -> list[int]:
     return values
 
 
+def loader_label(workers: int) -> str:
+    """How a row names an embed --loader-workers setting."""
+    return "2 decode threads" if workers == 0 else f"{workers} loader processes"
+
+
 def loader_ceiling(pool: str, root: str, batch_size: int, loader_workers: int) -> int:
     """Run the embed stage with a no-op model in this process; print LOADER_IMAGES_PER_S for the stage's own loop."""
     import torch
@@ -114,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     runs = []
     for workers in args.loader_workers:
-        loader = "2 decode threads" if workers == 0 else f"{workers} loader processes"
-        name = f"coarchive embed, batch {args.batch_size} (CPU forward chunks of 32), in process, {loader}"
+        name = (
+            f"coarchive embed, batch {args.batch_size} (CPU forward chunks of 32), in process, {loader_label(workers)}"
+        )
         runs.append((name, "ours_local" if workers == 0 else f"ours_lw{workers}", ["--loader-workers", str(workers)]))
     if args.lower_precision != "none":
         first = args.loader_workers[0]
-        loader = "2 decode threads" if first == 0 else f"{first} loader processes"
         extra = ["--loader-workers", str(first), "--precision", args.lower_precision]
-        runs.append((f"coarchive embed, same, {loader}, --precision {args.lower_precision}", "ours_bf16", extra))
+        name = f"coarchive embed, same, {loader_label(first)}, --precision {args.lower_precision}"
+        runs.append((name, "ours_bf16", extra))
     if args.dask_workers:
         extra = ["--executor", "dask", "--workers", str(args.dask_workers)]
         runs.append((f"coarchive embed, same, Dask LocalCluster of {args.dask_workers} workers", "ours_dask", extra))
@@ -135,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_measured([*command, "--loader-workers", str(workers)], env=env)
         loop = [line.split()[1] for line in result["tail"].splitlines() if line.startswith("LOADER_IMAGES_PER_S ")]
         result["loop_rate"] = float(loop[-1]) if loop else None
-        loader = "2 decode threads" if workers == 0 else f"{workers} loader processes"
-        ceilings.append((f"loader only (model replaced by a no-op), {loader}", result))
+        ceilings.append((f"loader only (model replaced by a no-op), {loader_label(workers)}", result))
     ours_failed = any(r["code"] for _, r in rows + ceilings)
     notes = [] if args.dask_workers else ["coarchive embed on Dask: not run (--dask-workers 0)"]
     peer_python = Path(args.peer_venv) / "bin" / "python"
