@@ -161,6 +161,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Embed every unfinished shard of an img2dataset pool into DATA_ROOT/embeddings/MODEL_ID/."""
+    from pipeline.core.openmp_policy import sleep_when_idle
+
+    sleep_when_idle()  # before torch loads: its idle threads leave the cores to the decoders
     from pipeline.core.executors import make_executor, parse_resources
     from pipeline.core.manifest import record_stage
     from pipeline.core.model_choice import model_for_embed

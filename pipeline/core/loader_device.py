@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.v2.functional as TF
-from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 
 from pipeline.core.loader import LoadedBatch
 from pipeline.core.logs import get_logger
-from pipeline.core.shard_reader import decode_image
+from pipeline.core.shard_reader import decode_upright
 
 log = get_logger(__name__)
 
@@ -113,11 +112,11 @@ def batch_to_device(
     for row, image, data in zip(batch.jpeg_rows, decoded, batch.jpegs, strict=True):
         if image is not None:
             continue
-        array, reason = decode_image(data)
-        if array is None or transform is None:
+        image, reason = decode_upright(data)
+        if image is None or transform is None:
             dropped[row] = reason or "not a decodable image"
             continue
-        out[row] = transform(Image.fromarray(array)).to(device)
+        out[row] = transform(image).to(device)
     if dropped:
         keep = torch.tensor([r for r in range(n) if r not in dropped], device=device)
         out = out[keep]

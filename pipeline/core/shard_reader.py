@@ -142,8 +142,8 @@ def _fill_meta(sample: RawSample, rows: dict[str, dict]) -> None:
             sample.meta[name] = row[name]
 
 
-def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
-    """Decode image bytes to (H, W, 3) uint8 RGB, or return (None, reason) for empty, corrupt or huge images.
+def decode_upright(data: bytes | None) -> tuple[Image.Image | None, str | None]:
+    """Decode image bytes to an upright RGB PIL image, or return (None, reason) for empty, corrupt or huge images.
 
     The format is read from the bytes, not the member's name; an animated image gives its first frame, and an EXIF
     orientation is applied, so the pixels are upright as a viewer shows them.
@@ -156,9 +156,15 @@ def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
             with Image.open(io.BytesIO(data)) as image:
                 if image.width * image.height > MAX_PIXELS:
                     return None, "image too large"
-                upright = ImageOps.exif_transpose(image)  # a copy when there is nothing to turn: the same pixels
-                return np.asarray(upright.convert("RGB")), None
+                upright = ImageOps.exif_transpose(image)  # a decoded copy even when there is nothing to turn
+                return (upright if upright.mode == "RGB" else upright.convert("RGB")), None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "image too large"
     except Exception:
         return None, "not a decodable image"
+
+
+def decode_image(data: bytes | None) -> tuple[np.ndarray | None, str | None]:
+    """decode_upright's pixels as (H, W, 3) uint8 RGB, or (None, reason)."""
+    image, reason = decode_upright(data)
+    return (None, reason) if image is None else (np.asarray(image), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,18 @@ def test_embed_takes_a_url_root(toy_world: Path, tmp_path: Path) -> None:
     )
     assert (tmp_path / "r" / "embeddings" / "toy" / "00002.parquet").is_file()
     assert not (tmp_path / "file:").exists()
+
+
+def test_embed_lets_idle_openmp_threads_sleep_unless_told_otherwise(toy_world: Path, tmp_path: Path) -> None:
+    pool = _pool(toy_world, tmp_path / "pool", ("00000",))
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    lines = {}
+    for policy in (None, "ACTIVE"):
+        env = base if policy is None else {**base, "OMP_WAIT_POLICY": policy}
+        command = [sys.executable, "-m", "pipeline.app.cli", "--verbose", "embed", "--pool", str(pool)]
+        command += ["--root", str(tmp_path / f"root_{policy}"), "--model", "toy"]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines[policy] = [line for line in proc.stderr.splitlines() if "OMP_WAIT_POLICY" in line]
+    assert len(lines[None]) == 1 and "OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep" in lines[None][0]
+    assert len(lines["ACTIVE"]) == 1 and "OMP_WAIT_POLICY=ACTIVE as given" in lines["ACTIVE"][0]
