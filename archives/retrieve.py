@@ -22,6 +22,7 @@ from pipeline.core.io import atomic_path
 from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import read_shard
 from pipeline.pool.embed import split_id
+from pipeline.pool.index_depth import nprobe_for_depth
 from pipeline.pool.query import Hit, rerank_factor, search
 
 SUMMARY = "archives.json"
@@ -93,7 +94,7 @@ def build_archives(
     stored = StoredVectors(embeddings)
 
     factor = rerank_factor(index_dir, rerank)
-    probe = {"nprobe": int(info["nprobe"]), "lists": int(info.get("nlist", info["nprobe"]))}
+    probe = {"nprobe": nprobe_for_depth(info, k), "lists": int(info.get("nlist", info["nprobe"]))}
 
     def batched_search(rows: np.ndarray, want: int) -> list[list[Hit]]:
         # one batched search for all the concepts given; `want` (>= 4k) candidates are already more than k, so
@@ -102,7 +103,7 @@ def build_archives(
         return search(index_dir, embeddings, rows, want, rerank=per_hit, nprobe=probe["nprobe"])
 
     def widen() -> bool:
-        # the tuned nprobe serves the top 10; a deep archive that runs out of candidates probes twice as many lists
+        # nprobe is tuned for depth k; an archive that still runs out of candidates probes twice as many lists
         if probe["nprobe"] >= probe["lists"]:
             return False
         probe["nprobe"] = min(probe["lists"], 2 * probe["nprobe"])

@@ -140,12 +140,15 @@ def build_ours(work: Path, max_memory: str, device: str) -> None:
 
 def archive_pass(work: Path, concepts: int, k: int) -> None:
     """The measured child process: one batched search of `concepts` text-like queries for k hits each, re-ranked."""
-    from pipeline.pool.index import open_index
+    from pipeline.pool.index import open_index, set_nprobe
+    from pipeline.pool.index_depth import nprobe_for_depth
     from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
     queries = text_like(np.random.default_rng(7), np.load(work / "centres.npy"), concepts)
-    factor = json.loads((work / "ours" / "index.json").read_text())["rerank"]
+    info = json.loads((work / "ours" / "index.json").read_text())
+    factor = info["rerank"]
     index = open_index(work / "ours")
+    set_nprobe(index, nprobe_for_depth(info, k))  # as an archive of depth k searches
     start = time.perf_counter()
     _, ids = search_ids(index, queries, k, factor, StoredEmbeddings(work / "emb"))
     seconds = time.perf_counter() - start
@@ -157,20 +160,24 @@ def recall_and_latency(work: Path, queries: np.ndarray, peer_index: Path | None,
     re-ranking), and coarchive's query latency."""
     import faiss
 
-    from pipeline.pool.index import exact_search, open_index, recall_at_k
+    from pipeline.pool.index import exact_search, open_index, recall_at_k, set_nprobe
+    from pipeline.pool.index_depth import nprobe_for_depth
     from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
     deep = min(1000, sum(shard_sizes(work / "emb")))
     _, exact = exact_search(work / "emb", queries, deep)
     ours = open_index(work / "ours")
-    factor = json.loads((work / "ours" / "index.json").read_text())["rerank"]
+    info = json.loads((work / "ours" / "index.json").read_text())
+    factor = info["rerank"]
     stored = StoredEmbeddings(work / "emb")
     out = {}
     for name, rerank in (("ours", factor), ("ours_plain", 0)):
         if name == "ours_plain" and not factor:
             continue
         found10 = search_ids(ours, queries, 10, rerank, stored)[1]
+        set_nprobe(ours, nprobe_for_depth(info, deep))  # the lists a search of that depth probes (query, archives)
         found_deep = search_ids(ours, queries, deep, rerank, stored)[1]
+        set_nprobe(ours, info["nprobe"])
         out[name] = (recall_at_k(found10, exact, 10), recall_at_k(found_deep, exact, deep))
     latencies = []
     for q in queries:
@@ -265,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     quality = recall_and_latency(work, queries, peer_index, peer_params)
     info = last_json(rows[0][1])
     rerank = f", rerank {info['rerank']} x k" if info["rerank"] else ""
+    deep_probe = f" ({info['deep']['nprobe']} at depth {info['deep']['depth']})" if info.get("deep") else ""
     factories = {
-        "coarchive index": f"{info['factory']} nprobe={info['nprobe']}{rerank}",
+        "coarchive index": f"{info['factory']} nprobe={info['nprobe']}{deep_probe}{rerank}",
         "autofaiss build_index": peer_params or "",
     }
     recalls = {"coarchive index": quality["ours"], "autofaiss build_index": quality.get("peer")}
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ours_plain" in quality:
         plain = quality["ours_plain"]
         print(
-            f"| coarchive index, re-ranking off | {info['factory']} nprobe={info['nprobe']} | | | "
+            f"| coarchive index, re-ranking off | {info['factory']} nprobe={info['nprobe']}{deep_probe} | | | "
             f"{plain[0]:.3f} | {plain[1]:.3f} |"
         )
     if skipped:

@@ -273,11 +273,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         executor.close()
     if args.incremental:
         print(_incremental_summary(before, info, index_dir))
+    deep = info["deep"]
     print(
         f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}, {info['backend']}"
         f"{', rerank ' + str(info['rerank']) + ' x k' if info['rerank'] else ''}): "
-        f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f} "
-        f"on {info['queries']} text queries"
+        f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f}"
+        + (f", recall@{deep['depth']} {deep['recall']:.3f} at nprobe {deep['nprobe']}" if deep else "")
+        + f" on {info['queries']} text queries"
     )
     return 0
 
@@ -505,7 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--version", default="v1", help="index version folder")
     index.add_argument("--max-memory", default="2G", help="memory budget of the served index, e.g. 512M, 4G")
-    index.add_argument("--target-recall", type=float, default=0.95, help="recall@10 that nprobe is tuned to")
+    index.add_argument(
+        "--target-recall",
+        type=float,
+        default=0.95,
+        help="recall@10 that nprobe is tuned to, and the deep nprobe's recall@1000 (archives)",
+    )
     index.add_argument(
         "--incremental",
         action="store_true",

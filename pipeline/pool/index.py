@@ -17,6 +17,7 @@ from wurlitzer import pipes
 from pipeline.core.executors import Executor
 from pipeline.core.io import atomic_path
 from pipeline.core.stage import Stage, run_stage
+from pipeline.pool.index_depth import SHALLOW_DEPTH, deep_depth
 from pipeline.pool.index_device import CPU, Backend, parse_backend
 from pipeline.pool.index_plan import MAX_RERANK, IndexPlan, plan_index
 from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
@@ -258,9 +259,11 @@ def _build(
     merged = read_ondisk_index(index_dir / MERGED)
     trained = faiss.extract_index_ivf(merged)
     merged_at = time.perf_counter()
-    _, exact = exact_search(embeddings, queries, 100)
+    depth = deep_depth(int(merged.ntotal))
+    _, exact = exact_search(embeddings, queries, depth or SHALLOW_DEPTH)  # (q, depth), best first
     stored = StoredEmbeddings(embeddings)
-    nprobe, rerank, recalls = _tune(merged, queries, exact, target_recall, plan, stored)
+    nprobe, rerank, recalls = _tune(merged, queries, exact[:, :SHALLOW_DEPTH], target_recall, plan, stored)
+    deep = _tune_deep_nprobe(merged, queries, exact, target_recall, rerank, stored, nprobe) if depth else None
     return {
         **asdict(plan),
         "rerank": rerank,
@@ -269,6 +272,7 @@ def _build(
         "count": int(merged.ntotal),
         "metric": "inner_product",
         "nprobe": nprobe,
+        "deep": deep,  # {"depth", "nprobe", "recall"}: the nprobe a deep top-k needs (pipeline.pool.index_depth)
         "shards": shards,
         "recall": recalls,
         "imbalance": float(trained.invlists.imbalance_factor()),
@@ -362,6 +366,27 @@ def _tune(
         if met or not rerank or plan.rerank_chosen or rerank >= MAX_RERANK:
             return nprobe, rerank, recalls
         rerank = min(MAX_RERANK, 2 * rerank)
+
+
+def _tune_deep_nprobe(
+    index: faiss.Index,
+    queries: np.ndarray,
+    exact: np.ndarray,
+    target: float,
+    rerank: int,
+    stored: StoredEmbeddings,
+    nprobe: int,
+) -> dict:
+    """From the top-10 `nprobe` on, the smallest power-of-2 multiple whose recall at the depth of `exact` (q, depth)
+    reaches `target`: a deep top-k takes its neighbours from more lists than the first few (every list at most)."""
+    ivf, depth = faiss.extract_index_ivf(index), exact.shape[1]
+    while True:
+        set_nprobe(index, nprobe)
+        _, found = search_ids(index, queries, depth, rerank, stored)
+        recall = recall_at_k(found, exact, depth)
+        if recall >= target or nprobe >= ivf.nlist:
+            return {"depth": depth, "nprobe": nprobe, "recall": round(recall, 4)}
+        nprobe = min(ivf.nlist, nprobe * 2)
 
 
 def _tune_nprobe(

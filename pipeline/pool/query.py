@@ -17,6 +17,7 @@ from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.pool.embed import split_id
 from pipeline.pool.index import open_index, set_nprobe
+from pipeline.pool.index_depth import nprobe_for_depth
 from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
 
@@ -52,7 +53,8 @@ def search(
 ) -> list[list[Hit]]:
     """Top-k hits for each of the (q, d) L2-normalised queries, in one batched search.
 
-    `nprobe` overrides the index's tuned one (lists searched per query; faiss searches at most every list).
+    `nprobe` overrides the index's tuned one for depth k (lists searched per query; faiss searches at most every
+    list): by default a deep k searches more lists than a top-10 (pipeline.pool.index_depth).
 
     With re-ranking (`rerank` > 0, or the index's default when None: 4 for PQ indexes), the index returns
     rerank x k candidates, re-scored exactly from the stored fp16 embeddings; scores are then exact cosines.
@@ -61,8 +63,9 @@ def search(
         raise ValueError(f"k must be positive, got {k}")
     factor = rerank_factor(index_dir, rerank)
     index = open_index(Path(index_dir))
-    if nprobe is not None:
-        set_nprobe(index, nprobe)
+    if nprobe is None:
+        nprobe = nprobe_for_depth(json.loads((Path(index_dir) / "index.json").read_text()), k)
+    set_nprobe(index, nprobe)
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise ValueError(
             f"queries have dimension {queries.shape[-1]}, the index {index.d}: was it built by another model?"
