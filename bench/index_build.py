@@ -3,10 +3,11 @@ budget; query latency p50/p99; one batched archive pass (many concepts x deep k,
 
 usage: .venv/bin/python -m bench.index_build [--vectors 1000000] [--dim 512] [--max-memory 4G] [--peer-venv DIR]
            [--peer-timeout 3600]
-           [--device cpu] [--archive-concepts 10000 --archive-k 1000]
+           [--device cpu] [--archive-concepts 10000 --archive-k 1000] [--centres 1000]
        .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
        .venv/bin/python -m bench.index_build --vectors 2000 --dim 32 --max-memory 64M    # a smoke-sized run
-Vectors: clustered unit vectors (1,000 centres + noise), written as fp16 shards of 250,000 (one block in memory at
+Vectors: clustered unit vectors (--centres, 1,000 by default, + noise; more centres spread a deep top-k over more
+inverted lists), written as fp16 shards of 250,000 (one block in memory at
 a time). Queries are text-like: off the image manifold, shifted by one shared "modality gap" direction and noisier
 than the images, as CLIP text embeddings sit apart from image embeddings; 200 tune coarchive's nprobe, 200 others
 (held out) measure recall. With --toy-pool: a generated toy pool embedded by the toy CLIP; queries: text prompts of
@@ -54,19 +55,19 @@ def text_like(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.n
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def write_vectors(work: Path, n: int, dim: int, seed: int = 0, peer: bool = True) -> np.ndarray:
+def write_vectors(work: Path, n: int, dim: int, seed: int = 0, peer: bool = True, centres: int = 1000) -> np.ndarray:
     """Write the same vectors in coarchive's layout (emb/) and, with `peer`, autofaiss's (af/); return text-like
     queries (400)."""
     from pipeline.pool.embed import EMBED_SCHEMA, sample_id
 
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((1000, dim), dtype=np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    middles = rng.standard_normal((centres, dim), dtype=np.float32)
+    middles /= np.linalg.norm(middles, axis=1, keepdims=True)
     (work / "emb").mkdir(parents=True, exist_ok=True)
     (work / "af").mkdir(parents=True, exist_ok=True)
     for shard, start in enumerate(range(0, n, ROWS_PER_SHARD)):
         count = min(ROWS_PER_SHARD, n - start)
-        vectors = clustered(rng, centres, count, 0.35).astype(np.float16)
+        vectors = clustered(rng, middles, count, 0.35).astype(np.float16)
         np.save(work / "emb" / f"{shard:05d}.npy", vectors)
         if peer:
             np.save(work / "af" / f"emb_{shard:04d}.npy", vectors.astype(np.float32))  # identical values
@@ -85,8 +86,8 @@ def write_vectors(work: Path, n: int, dim: int, seed: int = 0, peer: bool = True
             schema=EMBED_SCHEMA,
         )
         pq.write_table(table, work / "emb" / f"{shard:05d}.parquet")
-    np.save(work / "centres.npy", centres)  # the archive pass draws its concept queries from the same world
-    return text_like(rng, centres, 400)  # 200 to tune nprobe on, 200 held out to measure
+    np.save(work / "centres.npy", middles)  # the archive pass draws its concept queries from the same world
+    return text_like(rng, middles, 400)  # 200 to tune nprobe on, 200 held out to measure
 
 
 def write_toy_vectors(work: Path, pool_size: int, shard_size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peer-timeout", type=float, default=0, help="stop autofaiss after this many seconds (0: never)"
     )
+    parser.add_argument("--centres", type=int, default=1000, help="clusters the vectors are drawn around")
     parser.add_argument("--toy-pool", type=int, default=0, help="index a toy pool of this many images instead")
     parser.add_argument("--archive-concepts", type=int, default=0, help="also time one archive pass of N concepts")
     parser.add_argument("--archive-k", type=int, default=1000, help="hits per concept in the archive pass")
@@ -232,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.peer_timeout < 0:
         parser.error(f"--peer-timeout must be seconds >= 0, got {args.peer_timeout}")
+    if args.centres < 1:
+        parser.error(f"--centres must be positive, got {args.centres}")
     if args.child:
         build_ours(Path(args.child), args.max_memory, args.device)
         return 0
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.toy_pool:
         tune, queries = write_toy_vectors(work, args.toy_pool)
     else:
-        tune, queries = np.split(write_vectors(work, args.n, args.dim), 2)
+        tune, queries = np.split(write_vectors(work, args.n, args.dim, centres=args.centres), 2)
     np.save(work / "tune_queries.npy", tune)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     child = [sys.executable, "-m", "bench.index_build", "--max-memory", args.max_memory, "--device", args.device]
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         f"a {args.toy_pool}-image toy pool embedded by the toy CLIP ({sum(shard_sizes(work / 'emb'))} x "
         f"{tune.shape[1]}), {len(queries)} held-out text queries"
         if args.toy_pool
-        else f"{args.n} x {args.dim} clustered vectors, {len(queries)} held-out text-like queries"
+        else f"{args.n} x {args.dim} vectors in {args.centres} clusters, {len(queries)} held-out text-like queries"
     )
     deep = quality["deep"]
     print(f"\n{data}, budget {args.max_memory}, {os.cpu_count()} cores, build s = whole process\n")
