@@ -141,15 +141,12 @@ def build_ours(work: Path, max_memory: str, device: str) -> None:
 
 def archive_pass(work: Path, concepts: int, k: int) -> None:
     """The measured child process: one batched search of `concepts` text-like queries for k hits each, re-ranked."""
-    from pipeline.pool.index import open_index, set_nprobe
-    from pipeline.pool.index_depth import nprobe_for_depth
+    from pipeline.pool.index import open_index
     from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
     queries = text_like(np.random.default_rng(7), np.load(work / "centres.npy"), concepts)
-    info = json.loads((work / "ours" / "index.json").read_text())
-    factor = info["rerank"]
-    index = open_index(work / "ours")
-    set_nprobe(index, nprobe_for_depth(info, k))  # as an archive of depth k searches
+    factor = json.loads((work / "ours" / "index.json").read_text())["rerank"]
+    index = open_index(work / "ours", depth=k)  # the lists an archive of depth k probes
     start = time.perf_counter()
     _, ids = search_ids(index, queries, k, factor, StoredEmbeddings(work / "emb"))
     seconds = time.perf_counter() - start

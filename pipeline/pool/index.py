@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 import numpy as np
@@ -17,7 +19,7 @@ from wurlitzer import pipes
 from pipeline.core.executors import Executor
 from pipeline.core.io import atomic_path
 from pipeline.core.stage import Stage, run_stage
-from pipeline.pool.index_depth import SHALLOW_DEPTH, deep_depth
+from pipeline.pool.index_depth import SHALLOW_DEPTH, deep_depth, nprobe_for_depth
 from pipeline.pool.index_device import CPU, Backend, parse_backend
 from pipeline.pool.index_plan import MAX_RERANK, IndexPlan, plan_index
 from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
@@ -29,6 +31,7 @@ __all__ = ["IndexPlan", "build_index", "open_index", "plan_index"]
 TRAINED = "trained.index"
 MERGED = "merged.index"
 IVFDATA = "merged.ivfdata"
+MeasuredT = TypeVar("MeasuredT")  # what an nprobe search measured (recalls)
 
 
 def embedding_shards(folder: Path) -> list[int]:
@@ -131,11 +134,12 @@ def read_ondisk_index(path: Path) -> faiss.Index:
         return faiss.read_index(str(path.resolve()), faiss.IO_FLAG_ONDISK_SAME_DIR)
 
 
-def open_index(index_dir: Path) -> faiss.Index:
-    """The merged index, its inverted lists memory-mapped from disk, with the tuned nprobe set."""
+def open_index(index_dir: Path, depth: int = SHALLOW_DEPTH) -> faiss.Index:
+    """The merged index, its inverted lists memory-mapped from disk, with the nprobe tuned for top-`depth` searches
+    set (pipeline.pool.index_depth)."""
     info = json.loads((index_dir / "index.json").read_text())
     index = read_ondisk_index(index_dir / MERGED)
-    set_nprobe(index, info["nprobe"])
+    set_nprobe(index, nprobe_for_depth(info, depth))
     return index
 
 
@@ -379,14 +383,15 @@ def _tune_deep_nprobe(
 ) -> dict:
     """From the top-10 `nprobe` on, the smallest power-of-2 multiple whose recall at the depth of `exact` (q, depth)
     reaches `target`: a deep top-k takes its neighbours from more lists than the first few (every list at most)."""
-    ivf, depth = faiss.extract_index_ivf(index), exact.shape[1]
-    while True:
-        set_nprobe(index, nprobe)
+    depth = exact.shape[1]
+
+    def measure() -> tuple[bool, float]:
         _, found = search_ids(index, queries, depth, rerank, stored)
         recall = recall_at_k(found, exact, depth)
-        if recall >= target or nprobe >= ivf.nlist:
-            return {"depth": depth, "nprobe": nprobe, "recall": round(recall, 4)}
-        nprobe = min(ivf.nlist, nprobe * 2)
+        return recall >= target, recall
+
+    nprobe, recall, _ = _double_nprobe_until(index, nprobe, measure)
+    return {"depth": depth, "nprobe": nprobe, "recall": round(recall, 4)}
 
 
 def _tune_nprobe(
@@ -396,15 +401,26 @@ def _tune_nprobe(
     recall@100 must also come within half the gap to 1 (0.975 for 0.95), since archives read deep, and there the
     lists searched, not the codes, limit recall. Also whether the target was met (else nprobe is every list).
     """
-    ivf = faiss.extract_index_ivf(index)
-    nprobe = 1
-    while True:
-        set_nprobe(index, nprobe)
-        _, found = search_ids(index, queries, 100, rerank, stored)
+
+    def measure() -> tuple[bool, dict]:
+        _, found = search_ids(index, queries, SHALLOW_DEPTH, rerank, stored)
         recalls = {"recall@10": recall_at_k(found, exact, 10), "recall@100": recall_at_k(found, exact, 100)}
         # half the remaining gap as margin: 60 tuning queries at recall@100 0.953 measured 0.92 at k=50 held out
         deep_enough = not rerank or recalls["recall@100"] >= target + (1 - target) / 2
-        met = recalls["recall@10"] >= target and deep_enough
-        if met or nprobe >= ivf.nlist:
-            return nprobe, recalls, met
-        nprobe = min(ivf.nlist, nprobe * 2)
+        return recalls["recall@10"] >= target and deep_enough, recalls
+
+    return _double_nprobe_until(index, 1, measure)
+
+
+def _double_nprobe_until(
+    index: faiss.Index, nprobe: int, measure: Callable[[], tuple[bool, MeasuredT]]
+) -> tuple[int, MeasuredT, bool]:
+    """From `nprobe`, doubling up to every list: the first nprobe whose `measure` (met, what it measured) is met,
+    what it measured there, and whether it was met (else nprobe is every list)."""
+    lists = faiss.extract_index_ivf(index).nlist
+    while True:
+        set_nprobe(index, nprobe)
+        met, measured = measure()
+        if met or nprobe >= lists:
+            return nprobe, measured, met
+        nprobe = min(lists, nprobe * 2)

@@ -17,7 +17,6 @@ from pipeline.core.models import LoadedModel
 from pipeline.core.shard_reader import decode_image, read_shard
 from pipeline.pool.embed import split_id
 from pipeline.pool.index import open_index, set_nprobe
-from pipeline.pool.index_depth import nprobe_for_depth
 from pipeline.pool.index_rerank import StoredEmbeddings, search_ids
 
 
@@ -62,10 +61,9 @@ def search(
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     factor = rerank_factor(index_dir, rerank)
-    index = open_index(Path(index_dir))
-    if nprobe is None:
-        nprobe = nprobe_for_depth(json.loads((Path(index_dir) / "index.json").read_text()), k)
-    set_nprobe(index, nprobe)
+    index = open_index(Path(index_dir), depth=k)
+    if nprobe is not None:
+        set_nprobe(index, nprobe)
     if queries.ndim != 2 or queries.shape[1] != index.d:
         raise ValueError(
             f"queries have dimension {queries.shape[-1]}, the index {index.d}: was it built by another model?"
