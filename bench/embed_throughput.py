@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         # the last row: clip-retrieval with the wait policy coarchive embed sets itself, so that the table shows how
         # much of the lead that one setting is
         configs = (("1", args.batch_size, None), (None, args.batch_size, None), (None, 32, None), (None, 32, "PASSIVE"))
+        unset = ("PYTHONPATH", "VIRTUAL_ENV", "OMP_WAIT_POLICY")  # the peer's own venv; each row names its policy
         for threads, batch, policy in configs:
-            unset = ("PYTHONPATH", "VIRTUAL_ENV", "OMP_WAIT_POLICY")
             peer_env = {k: v for k, v in os.environ.items() if k not in unset}
             if threads:
                 peer_env["OMP_NUM_THREADS"] = threads
