@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bench import index_build
 from tests.bench.runner import NO_PEERS, PEER_VENV, markdown_table, number, run_bench
 
 pytestmark = pytest.mark.bench
@@ -27,10 +29,21 @@ def _check_ours(stdout: str, min_recall: float) -> list[dict[str, str]]:
 
 def test_index_build_prints_its_table(tmp_path: Path) -> None:
     peers = str(tmp_path / NO_PEERS)
-    result = run_bench("index_build", *TINY, "--peer-venv", peers, "--work", str(tmp_path / "w"))
+    args = (*TINY, "--centres", "50", "--peer-venv", peers, "--work", str(tmp_path / "w"))
+    result = run_bench("index_build", *args)
     rows = _check_ours(result.stdout, 0.9)  # nprobe is tuned to recall@10 >= 0.95 on the other 200 queries
     assert any(r["tool"].startswith("autofaiss build_index: skipped, no peer virtualenv") for r in rows), rows
     assert (tmp_path / "w" / "ours" / "index.json").is_file()
+    assert "2000 x 32 vectors in 50 clusters" in result.stdout
+    assert np.load(tmp_path / "w" / "centres.npy").shape == (50, 32)  # --centres reached the generator
+    ours = next(r for r in rows if r["tool"] == "coarchive index")
+    assert " at depth 500)" in ours["index"], ours  # a quarter of the 2,000 vectors: the deep nprobe's depth
+
+
+def test_index_build_refuses_no_centres(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        index_build.main(["--centres", "0"])
+    assert exit_info.value.code == 2 and "--centres must be positive, got 0" in capsys.readouterr().err
 
 
 def test_index_build_toy_pool(tmp_path: Path) -> None:
