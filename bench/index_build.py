@@ -2,7 +2,7 @@
 budget; query latency p50/p99; one batched archive pass (many concepts x deep k, re-ranked) on coarchive's index.
 
 usage: .venv/bin/python -m bench.index_build [--vectors 1000000] [--dim 512] [--max-memory 4G] [--peer-venv DIR]
-           [--peer-timeout 3600]
+           [--peer-timeout 3600 | --no-peer]
            [--device cpu] [--archive-concepts 10000 --archive-k 1000] [--centres 1000]
        .venv/bin/python -m bench.index_build --toy-pool 20000    # the embedded toy pool instead
        .venv/bin/python -m bench.index_build --vectors 2000 --dim 32 --max-memory 64M    # a smoke-sized run
@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-memory", default="4G", help="memory budget of the served index, for both tools")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="coarchive's build device")
     parser.add_argument("--peer-venv", default=str(Path.home() / ".cache/coarchive-peers/venv"))
+    parser.add_argument(
+        "--no-peer", action="store_true", help="coarchive's rows only, and no float32 copies written for autofaiss"
+    )
     parser.add_argument("--peer-memory", default="8G", help="autofaiss --current_memory_available")
     parser.add_argument(
         "--peer-timeout", type=float, default=0, help="stop autofaiss after this many seconds (0: never)"
@@ -240,18 +243,21 @@ def main(argv: list[str] | None = None) -> int:
         archive_pass(Path(args.child_archive), args.archive_concepts, args.archive_k)
         return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="coarchive-index-bench-"))
+    autofaiss = Path(args.peer_venv) / "bin" / "autofaiss"
+    with_peer = autofaiss.is_file() and not args.no_peer
     if args.toy_pool:
         tune, queries = write_toy_vectors(work, args.toy_pool)
     else:
-        tune, queries = np.split(write_vectors(work, args.n, args.dim, centres=args.centres), 2)
+        tune, queries = np.split(write_vectors(work, args.n, args.dim, peer=with_peer, centres=args.centres), 2)
     np.save(work / "tune_queries.npy", tune)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     child = [sys.executable, "-m", "bench.index_build", "--max-memory", args.max_memory, "--device", args.device]
     rows = [("coarchive index", run_measured([*child, "--child", str(work)], env=env))]
-    autofaiss = Path(args.peer_venv) / "bin" / "autofaiss"
     peer_index, peer_params = None, None
     skipped = f"autofaiss build_index: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
-    if autofaiss.is_file():
+    if args.no_peer:
+        skipped = "autofaiss build_index: skipped (--no-peer)"
+    if with_peer:
         skipped = ""
         peer_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         command = [

@@ -38,6 +38,7 @@ def test_index_build_prints_its_table(tmp_path: Path) -> None:
     assert np.load(tmp_path / "w" / "centres.npy").shape == (50, 32)  # --centres reached the generator
     ours = next(r for r in rows if r["tool"] == "coarchive index")
     assert " at depth 500)" in ours["index"], ours  # a quarter of the 2,000 vectors: the deep nprobe's depth
+    assert not list((tmp_path / "w" / "af").glob("*.npy"))  # no peer, so no float32 copies for it
 
 
 def test_index_build_refuses_no_centres(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,3 +86,15 @@ def test_index_build_stops_a_peer_past_its_timeout(tmp_path: Path) -> None:
     rows = _check_ours(run_bench("index_build", *args).stdout, 0.9)
     peer = next(r for r in rows if r["tool"] == "autofaiss build_index")
     assert peer["index"] == "did not finish, stopped" and number(peer["build s"].lstrip("> ")) >= 3, peer
+
+
+def test_index_build_no_peer_leaves_the_peer_out(tmp_path: Path) -> None:
+    """--no-peer: the peer is not run even where installed, and no float32 copies are written for it."""
+    fake = tmp_path / "fake-peers"
+    (fake / "bin").mkdir(parents=True)
+    (fake / "bin" / "autofaiss").write_text("#!/bin/sh\nexit 3\n")
+    (fake / "bin" / "autofaiss").chmod(0o755)
+    args = (*TINY, "--peer-venv", str(fake), "--no-peer", "--work", str(tmp_path / "w"))
+    rows = _check_ours(run_bench("index_build", *args).stdout, 0.9)
+    assert [r["tool"] for r in rows] == ["coarchive index", "autofaiss build_index: skipped (--no-peer)"], rows
+    assert not list((tmp_path / "w" / "af").glob("*.npy"))
