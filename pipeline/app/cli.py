@@ -249,6 +249,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from pipeline.core.model_choice import model_of_embeddings
     from pipeline.core.models import load_model
     from pipeline.pool.index import build_index
+    from pipeline.pool.index_depth import describe_deep
 
     options = build_options(args)  # a clear error for --device cuda without a GPU, before anything loads
     model = load_model(model_of_embeddings(args.model, args.root, "index"), device=text_device(args.device))
@@ -273,13 +274,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         executor.close()
     if args.incremental:
         print(_incremental_summary(before, info, index_dir))
-    deep = info["deep"]
     print(
         f"indexed {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}, {info['backend']}"
         f"{', rerank ' + str(info['rerank']) + ' x k' if info['rerank'] else ''}): "
         f"recall@10 {info['recall']['recall@10']:.3f}, recall@100 {info['recall']['recall@100']:.3f}"
-        + (f", recall@{deep['depth']} {deep['recall']:.3f} at nprobe {deep['nprobe']}" if deep else "")
-        + f" on {info['queries']} text queries"
+        f"{describe_deep(info)} on {info['queries']} text queries"
     )
     return 0
 

@@ -33,3 +33,15 @@ def nprobe_for_depth(info: dict, k: int) -> int:
         share = math.log(k / SHALLOW_DEPTH) / math.log(depth / SHALLOW_DEPTH)
         wanted = nprobe * (deep_nprobe / nprobe) ** share
     return max(nprobe, min(lists, math.ceil(wanted - 1e-9)))
+
+
+def deep_counts(info: dict) -> dict[str, float]:
+    """The deep tuning of an index.json as counts ({"deep_nprobe": 256, "recall@1000": 0.98}); empty without one."""
+    deep = info.get("deep")
+    return {"deep_nprobe": deep["nprobe"], f"recall@{deep['depth']}": deep["recall"]} if deep else {}
+
+
+def describe_deep(info: dict) -> str:
+    """The deep tuning of an index.json as a clause (", recall@1000 0.980 at nprobe 256"); empty without one."""
+    deep = info.get("deep")
+    return f", recall@{deep['depth']} {deep['recall']:.3f} at nprobe {deep['nprobe']}" if deep else ""

@@ -63,11 +63,12 @@ def build_router(config: ServeConfig, engine: Engine, metrics: Metrics, thumbs: 
     @router.get("/info", summary="What this service serves")
     def info() -> dict:
         index = engine.index_info()
+        summary = ("factory", "count", "dim", "nprobe", "deep")  # deep: the nprobe a top-1000 searches with
         return {
             "model": str(engine.clip.ref),
             "model_id": engine.model_id,
             "index_version": config.version,
-            "index": None if index is None else {k: index.get(k) for k in ("factory", "count", "dim", "nprobe")},
+            "index": None if index is None else {k: index.get(k) for k in summary},
             "auth": config.token is not None,
             "limits": {"upload_bytes": config.max_upload_bytes, "pixels": config.max_pixels, "k": config.max_k},
         }

@@ -13,7 +13,7 @@ import pytest
 from pipeline.core.executors import LocalExecutor
 from pipeline.pool.embed import EMBED_SCHEMA, sample_id
 from pipeline.pool.index import build_index, exact_search, recall_at_k
-from pipeline.pool.index_depth import deep_depth, nprobe_for_depth
+from pipeline.pool.index_depth import deep_counts, deep_depth, describe_deep, nprobe_for_depth
 from pipeline.pool.query import search
 from tests.pipeline.pool.test_index import _unit
 
@@ -31,6 +31,13 @@ def test_nprobe_grows_with_depth_between_the_two_tuned_points() -> None:
 
 def test_deep_depth_follows_the_pool() -> None:
     assert deep_depth(1_000_000) == 1000 and deep_depth(2000) == 500 and deep_depth(400) is None
+
+
+def test_the_deep_tuning_reads_as_counts_and_a_clause() -> None:
+    info = {"nprobe": 4, "deep": {"depth": 500, "nprobe": 64, "recall": 0.9612}}
+    assert deep_counts(info) == {"deep_nprobe": 64, "recall@500": 0.9612}
+    assert describe_deep(info) == ", recall@500 0.961 at nprobe 64"
+    assert deep_counts({"nprobe": 4, "deep": None}) == {} and describe_deep({"nprobe": 4}) == ""
 
 
 def _spread_world(folder: Path, seed: int, n: int = 40_000, dim: int = 32, centres: int = 400) -> np.ndarray:

@@ -100,6 +100,7 @@ def run(ctx: RunContext) -> StageResult:
     from pipeline.app.index_options import build_options
     from pipeline.core.io import parse_size
     from pipeline.pool.index import build_index, embedding_shards
+    from pipeline.pool.index_depth import deep_counts, describe_deep
 
     folder = index_dir(ctx)
     shards = embedding_shards(embedding_dir(ctx))
@@ -142,9 +143,10 @@ def run(ctx: RunContext) -> StageResult:
         "nprobe": info["nprobe"],
         "recall@10": info["recall"]["recall@10"],
     }
+    counts |= deep_counts(info)  # the nprobe a deep top-k (archives) searches with, and the recall it reached
     why = f"; retrained: {info['retrained_because']}" if info.get("retrained_because") else ""
     message = (
         f"added {len(added)} shards: {info['count']} vectors as {info['factory']} (nprobe {info['nprobe']}), "
-        f"recall@10 {info['recall']['recall@10']:.3f}{why}"
+        f"recall@10 {info['recall']['recall@10']:.3f}{describe_deep(info)}{why}"
     )
     return StageResult("ran", message, counts, outputs, done=len(added), skipped=len(shards) - len(added))

@@ -32,6 +32,7 @@ def decode_uri(uri: str) -> np.ndarray:
 def test_info_names_model_and_index(client):
     info = client.get("/api/info").json()
     assert info["model_id"] == "toy" and info["index"]["count"] == 300 and info["auth"] is False
+    assert info["index"]["deep"] is None  # 300 vectors: too few to tune a deeper nprobe than the top-100's
 
 
 def test_text_query_finds_the_concept_with_thumbnails(client, serve_root):
