@@ -579,11 +579,13 @@ def _accept_everywhere(parser: argparse.ArgumentParser, flags: tuple[str, ...]) 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, run the subcommand, turn bad input into a one-line error and exit 2."""
     from pipeline.app.url_roots import LocalCopies, command_of, url_dests
+    from pipeline.core.blas_policy import name_blas_kernel
     from pipeline.core.local_paths import check_local_options
     from pipeline.core.logs import setup_logging
 
     args = build_parser().parse_args(argv)
     setup_logging(verbose=args.verbose)
+    name_blas_kernel()  # before faiss loads: its bundled OpenBLAS may not recognise the CPU
     copies = LocalCopies(Path(args.cache_dir).expanduser() if args.cache_dir else None)
     try:
         command = command_of(args)

@@ -58,7 +58,10 @@ def run_dag_task(stage: str, context: Mapping[str, Any]) -> dict:
 
     A missing or bad config fails the task at once, without retries (AirflowFailException): retrying cannot fix it.
     """
-    if stage == "embed":  # its own task process: torch is not loaded yet
+    from pipeline.core.blas_policy import name_blas_kernel
+
+    name_blas_kernel()  # its own task process: faiss is not loaded yet
+    if stage == "embed":  # nor is torch
         from pipeline.core.openmp_policy import sleep_when_idle
 
         sleep_when_idle()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.app.cli import main
+from pipeline.core.blas_policy import cpu_flags, openblas_core
 
 COMMANDS = [
     [],
@@ -168,3 +169,17 @@ def test_embed_lets_idle_openmp_threads_sleep_unless_told_otherwise(toy_world: P
         lines[policy] = [line for line in proc.stderr.splitlines() if "OMP_WAIT_POLICY" in line]
     assert len(lines[None]) == 1 and "OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep" in lines[None][0]
     assert len(lines["ACTIVE"]) == 1 and "OMP_WAIT_POLICY=ACTIVE as given" in lines["ACTIVE"][0]
+
+
+@pytest.mark.skipif(openblas_core(cpu_flags()) is None, reason="no AVX-512 or AVX2: OpenBLAS's own detection is kept")
+def test_every_command_names_faiss_openblas_kernel_unless_told_otherwise(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    lines = {}
+    for core in (None, "Haswell"):
+        env = base if core is None else {**base, "OPENBLAS_CORETYPE": core}
+        command = [sys.executable, "-m", "pipeline.app.cli", "--verbose", "index", "--root", str(tmp_path / "none")]
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]  # no embeddings there: the command still named the kernel
+        lines[core] = [line for line in proc.stderr.splitlines() if "OPENBLAS_CORETYPE" in line]
+    assert len(lines[None]) == 1 and f"OPENBLAS_CORETYPE={openblas_core(cpu_flags())}: faiss" in lines[None][0]
+    assert len(lines["Haswell"]) == 1 and "OPENBLAS_CORETYPE=Haswell as given" in lines["Haswell"][0]

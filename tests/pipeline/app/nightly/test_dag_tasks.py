@@ -1,4 +1,5 @@
-"""What one DAG task does before its stage runs: the embed task's processes let idle OpenMP threads sleep."""
+"""What one DAG task does before its stage runs: every task names faiss's OpenBLAS kernel, and the embed task's
+processes let idle OpenMP threads sleep."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from pipeline.app.nightly import config as nightly_config
 from pipeline.app.nightly import dag_tasks
 from pipeline.app.nightly import run as nightly_run
+from pipeline.core import blas_policy
 from pipeline.core.openmp_policy import VARIABLE
 
 
@@ -20,8 +22,9 @@ class _Report:
 
 @pytest.mark.parametrize(("stage", "policy"), [("embed", "PASSIVE"), ("index", None)])
 def test_only_the_embed_task_sets_the_wait_policy(stage: str, policy: str | None, monkeypatch) -> None:
-    monkeypatch.setenv(VARIABLE, "")  # recorded, so that teardown removes what the task sets
-    monkeypatch.delenv(VARIABLE)
+    for variable in (VARIABLE, blas_policy.VARIABLE):
+        monkeypatch.setenv(variable, "")  # recorded, so that teardown removes what the task sets
+        monkeypatch.delenv(variable)
     monkeypatch.setattr(nightly_config, "load_config", lambda path, root=None: object())
     ran = []
 
@@ -34,3 +37,4 @@ def test_only_the_embed_task_sets_the_wait_policy(stage: str, policy: str | None
     out = dag_tasks.run_dag_task(stage, context)
     assert ran == [[stage]] and out["run"] == "2026-11-29" and out["outcome"] == "ran"
     assert os.environ.get(VARIABLE) == policy
+    assert os.environ.get(blas_policy.VARIABLE) == blas_policy.openblas_core(blas_policy.cpu_flags())  # every task
