@@ -13,7 +13,8 @@ than the images, as CLIP text embeddings sit apart from image embeddings; 200 tu
 (held out) measure recall. With --toy-pool: a generated toy pool embedded by the toy CLIP; queries: text prompts of
 concept names, two templates to tune on and two others held out. Without the peer virtualenv
 (shared/peers/setup_venv.sh) the autofaiss row says it was skipped. Both tools run with OMP_WAIT_POLICY=PASSIVE
-(on a shared 2-core machine, spinning OpenMP threads slow faiss several-fold).
+(on a shared 2-core machine, spinning OpenMP threads slow faiss several-fold) and with the OpenBLAS kernel that
+coarchive names for this CPU (pipeline.core.blas_policy: faiss's bundled OpenBLAS may not recognise the CPU).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.peakmem import last_json, run_measured
+from pipeline.core.blas_policy import name_blas_kernel
 
 ROWS_PER_SHARD = 250_000
 
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-archive", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    name_blas_kernel()  # as `coarchive index` does; the peer's faiss gets the same OpenBLAS kernel through the env
     if args.peer_timeout < 0:
         parser.error(f"--peer-timeout must be seconds >= 0, got {args.peer_timeout}")
     if args.centres < 1:
@@ -293,27 +296,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     deep = quality["deep"]
     print(f"\n{data}, budget {args.max_memory}, {os.cpu_count()} cores, build s = whole process\n")
-    print(f"| tool | index | build s | peak memory | recall@10 | recall@{deep} |")
-    print("|---|---|---|---|---|---|")
+    print(f"| tool | index | build s | peak memory | peak anonymous | recall@10 | recall@{deep} |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows:
         recall = recalls.get(name)
         if r.get("timed_out"):
-            print(f"| {name} | did not finish, stopped | > {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | | |")
+            print(
+                f"| {name} | did not finish, stopped | > {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | "
+                f"{r['peak_anon_mib']:.0f} MiB | | |"
+            )
             continue
         print(
             f"| {name} | {factories.get(name, '')} | {r['seconds']:.0f} | {r['peak_mib']:.0f} MiB | "
-            f"{recall[0]:.3f} | {recall[1]:.3f} |"
+            f"{r['peak_anon_mib']:.0f} MiB | {recall[0]:.3f} | {recall[1]:.3f} |"
             if r["code"] == 0 and recall is not None
-            else f"| {name} | failed | | | | |"
+            else f"| {name} | failed | | | | | |"
         )
     if "ours_plain" in quality:
         plain = quality["ours_plain"]
         print(
-            f"| coarchive index, re-ranking off | {info['factory']} nprobe={info['nprobe']}{deep_probe} | | | "
+            f"| coarchive index, re-ranking off | {info['factory']} nprobe={info['nprobe']}{deep_probe} | | | | "
             f"{plain[0]:.3f} | {plain[1]:.3f} |"
         )
     if skipped:
-        print(f"| {skipped} | | | | | |")
+        print(f"| {skipped} | | | | | | |")
     seconds = info["seconds"]
     print(
         f"\ncoarchive build phases (s): train {seconds['train']}, add {seconds['add']}, merge {seconds['merge']}, "
@@ -329,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         if measured["code"]:
             sys.exit(f"archive pass failed:\n{measured['tail']}")
         result = last_json(measured)
-        print("\n| archive pass | concepts | k | re-rank | search s | process s | peak memory |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| archive pass | concepts | k | re-rank | search s | process s | peak memory | peak anonymous |")
+        print("|---|---|---|---|---|---|---|---|")
         print(
             f"| one batched search | {args.archive_concepts} | {args.archive_k} | {result['rerank']} x k | "
-            f"{result['seconds']:.2f} | {measured['seconds']:.1f} | {measured['peak_mib']:.0f} MiB |"
+            f"{result['seconds']:.2f} | {measured['seconds']:.1f} | {measured['peak_mib']:.0f} MiB | "
+            f"{measured['peak_anon_mib']:.0f} MiB |"
         )
     return 0
 
