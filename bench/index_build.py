@@ -257,11 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     child = [sys.executable, "-m", "bench.index_build", "--max-memory", args.max_memory, "--device", args.device]
     rows = [("coarchive index", run_measured([*child, "--child", str(work)], env=env))]
     peer_index, peer_params = None, None
-    skipped = f"autofaiss build_index: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
+    skipped = ""  # why the peer's row is empty
     if args.no_peer:
         skipped = "autofaiss build_index: skipped (--no-peer)"
+    elif not with_peer:
+        skipped = f"autofaiss build_index: skipped, no peer virtualenv at {args.peer_venv} (shared/peers/setup_venv.sh)"
     if with_peer:
-        skipped = ""
         peer_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         command = [
             str(autofaiss),

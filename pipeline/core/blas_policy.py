@@ -12,13 +12,10 @@ uses on the CPUs it recognises with those flags. A value the user set is kept.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
-from pipeline.core.logs import get_logger
+from pipeline.core.env_before_load import set_before_load
 
-log = get_logger(__name__)
 VARIABLE = "OPENBLAS_CORETYPE"
 AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 AVX2 = {"avx2", "fma"}
@@ -46,15 +43,5 @@ def openblas_core(flags: set[str]) -> str | None:
 def name_blas_kernel() -> bool:
     """Set OPENBLAS_CORETYPE for this process and its children from the CPU's flags, unless the user chose one;
     return whether this process's faiss follows it (False when a kernel was chosen, none fits, or faiss is loaded)."""
-    if VARIABLE in os.environ:
-        log.debug(f"{VARIABLE}={os.environ[VARIABLE]} as given")
-        return False
     core = openblas_core(cpu_flags())
-    if core is None:
-        return False
-    os.environ[VARIABLE] = core  # children (Dask workers, index blocks in processes) read it when they start
-    if "faiss" in sys.modules:
-        log.debug(f"{VARIABLE}={core} for child processes only: faiss was loaded before it was set")
-        return False
-    log.debug(f"{VARIABLE}={core}: faiss's OpenBLAS uses the CPU's vector kernels")
-    return True
+    return set_before_load(VARIABLE, core, "faiss", "faiss's OpenBLAS uses the CPU's vector kernels")

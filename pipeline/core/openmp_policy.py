@@ -9,24 +9,12 @@ The policy is read once, when an OpenMP runtime is loaded, so it is set before t
 
 from __future__ import annotations
 
-import os
-import sys
+from pipeline.core.env_before_load import set_before_load
 
-from pipeline.core.logs import get_logger
-
-log = get_logger(__name__)
 VARIABLE = "OMP_WAIT_POLICY"
 
 
 def sleep_when_idle() -> bool:
     """Set OMP_WAIT_POLICY=PASSIVE for this process and its children unless the user chose a policy; return
-    whether this process's own OpenMP runtime follows it (False when one was chosen or torch is loaded already)."""
-    if VARIABLE in os.environ:
-        log.debug(f"{VARIABLE}={os.environ[VARIABLE]} as given")
-        return False
-    os.environ[VARIABLE] = "PASSIVE"  # children (Dask workers, loader processes) read it when they start
-    if "torch" in sys.modules:
-        log.debug(f"{VARIABLE}=PASSIVE for child processes only: torch was loaded before it was set")
-        return False
-    log.debug(f"{VARIABLE}=PASSIVE: idle OpenMP threads sleep while images decode")
-    return True
+    whether this process's OpenMP runtime follows it (False when one was chosen or torch is loaded already)."""
+    return set_before_load(VARIABLE, "PASSIVE", "torch", "idle OpenMP threads sleep while images decode")
